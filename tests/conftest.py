@@ -5,4 +5,7 @@ package shares them. Add one line per fixture module.
 """
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.db",
+    "tests.fixtures.server",
+    "tests.fixtures.webhooks",
 ]

@@ -1,0 +1,121 @@
+"""Characteristics and their control-limit versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from server.api.deps import EngineerKey, LiveHub, OperatorKey, Pool
+from server.exceptions import Conflict, InvalidRequest, NotFound
+from server.models import (
+    CharacteristicCreate,
+    CharacteristicPublic,
+    CharacteristicUpdate,
+    LimitsCreate,
+    LimitsPublic,
+)
+from server.repository import characteristics as characteristics_repo
+from server.repository import limits as limits_repo
+from server.services import spc_eval
+
+router = APIRouter(prefix="/characteristics", tags=["characteristics"])
+
+SIGMA_MULTIPLE = 3.0
+MR_D2, MR_D4 = 1.128, 3.267  # span-2 moving range: Montgomery Table VI (n = 2)
+
+
+def to_public(row, limits=None) -> CharacteristicPublic:
+    data = {k: row[k] for k in CharacteristicPublic.model_fields if k != "limits"}
+    return CharacteristicPublic(
+        **data, limits=LimitsPublic(**spc_eval.limits_public(limits)) if limits else None
+    )
+
+
+def check_specs(lsl: float | None, usl: float | None) -> None:
+    if lsl is not None and usl is not None and lsl >= usl:
+        raise InvalidRequest(f"lsl ({lsl}) must be below usl ({usl})")
+
+
+@router.get("", response_model=list[CharacteristicPublic])
+async def list_characteristics(pool: Pool, principal: OperatorKey) -> list[CharacteristicPublic]:
+    async with pool.acquire() as conn:
+        rows = await characteristics_repo.list_all(conn)
+        latest = await limits_repo.latest_by_characteristic(conn)
+    return [to_public(r, latest.get(r["id"])) for r in rows]
+
+
+@router.post("", response_model=CharacteristicPublic, status_code=201)
+async def create_characteristic(
+    body: CharacteristicCreate, pool: Pool, principal: EngineerKey
+) -> CharacteristicPublic:
+    check_specs(body.lsl, body.usl)
+    async with pool.acquire() as conn:
+        row = await characteristics_repo.create(conn, body.model_dump())
+    if row is None:
+        raise Conflict(f"characteristic {body.key!r} exists already")
+    return to_public(row)
+
+
+async def _get(conn, key: str):
+    row = await characteristics_repo.get(conn, key)
+    if row is None:
+        raise NotFound(f"no characteristic {key!r}")
+    return row
+
+
+@router.get("/{key}", response_model=CharacteristicPublic)
+async def get_characteristic(key: str, pool: Pool, principal: OperatorKey) -> CharacteristicPublic:
+    async with pool.acquire() as conn:
+        row = await _get(conn, key)
+        versions = await limits_repo.versions(conn, row["id"])
+    return to_public(row, versions[-1] if versions else None)
+
+
+@router.patch("/{key}", response_model=CharacteristicPublic)
+async def update_characteristic(
+    key: str, body: CharacteristicUpdate, pool: Pool, principal: EngineerKey
+) -> CharacteristicPublic:
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidRequest("nothing to change: send at least one field")
+    async with pool.acquire() as conn:
+        current = await _get(conn, key)
+        check_specs(changes.get("lsl", current["lsl"]), changes.get("usl", current["usl"]))
+        row = await characteristics_repo.update(conn, key, changes)
+    return to_public(row)
+
+
+@router.get("/{key}/limits", response_model=list[LimitsPublic])
+async def limits_history(key: str, pool: Pool, principal: OperatorKey) -> list[LimitsPublic]:
+    async with pool.acquire() as conn:
+        row = await _get(conn, key)
+        versions = await limits_repo.versions(conn, row["id"])
+    return [LimitsPublic(**spc_eval.limits_public(v)) for v in versions]
+
+
+@router.post("/{key}/limits", response_model=LimitsPublic, status_code=201)
+async def activate_limits(
+    key: str, body: LimitsCreate, pool: Pool, hub: LiveHub, principal: EngineerKey
+) -> LimitsPublic:
+    """Activate a new limits version from `effective_from` (default: now), with a reason."""
+    effective = body.effective_from or datetime.now(UTC)
+    if effective.tzinfo is None:
+        raise InvalidRequest("effective_from needs a time zone")
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _get(conn, key)
+        versions = await limits_repo.versions(conn, row["id"])
+        if versions and effective <= versions[-1]["effective_from"]:
+            raise Conflict(
+                f"effective_from must be after the current version's "
+                f"({versions[-1]['effective_from'].isoformat()})"
+            )
+        created = await limits_repo.add_version(
+            conn, row["id"], center=body.center, sigma=body.sigma,
+            ucl=body.center + SIGMA_MULTIPLE * body.sigma,
+            lcl=body.center - SIGMA_MULTIPLE * body.sigma,
+            mr_center=MR_D2 * body.sigma, mr_ucl=MR_D4 * MR_D2 * body.sigma,
+            effective_from=effective, created_by=principal.actor, reason=body.reason,
+        )
+    hub.publish(spc_eval.limits_event(key, created))
+    return LimitsPublic(**spc_eval.limits_public(created))

@@ -1,0 +1,78 @@
+"""POST /ingest (samples from agents) and POST /agents/heartbeat."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+
+from fastapi import APIRouter, Header, Request
+from pydantic import ValidationError
+
+from server.api.deps import AgentKey, AppSettings, LiveHub, Pool, Worker
+from server.exceptions import InvalidRequest, PayloadTooLarge
+from server.models import HeartbeatCreate, IngestRequest, IngestResult
+from server.repository import keys as keys_repo
+from server.services import ingest as ingest_service
+
+router = APIRouter(tags=["ingest"])
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        path = ""
+        for loc in err["loc"]:
+            path += f"[{loc}]" if isinstance(loc, int) else (f".{loc}" if path else str(loc))
+        parts.append(f"{path or 'body'}: {err['msg']}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {max_bytes}")
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        try:
+            # Bounded decompression: a small gzip bomb must not exhaust memory.
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = d.decompress(raw, max_bytes + 1)
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise InvalidRequest(f"body is not valid gzip: {exc}") from exc
+        if len(raw) > max_bytes:
+            raise PayloadTooLarge(f"decompressed body exceeds {max_bytes} bytes")
+    return raw
+
+
+@router.post("/ingest", response_model=IngestResult)
+async def ingest(
+    request: Request, pool: Pool, settings: AppSettings, hub: LiveHub, worker: Worker,
+    principal: AgentKey,
+    idempotency_key: str | None = Header(None, max_length=200),
+) -> IngestResult:
+    """Store a batch of samples and evaluate SPC on them: all or nothing (see the contract)."""
+    raw = await read_body(request, settings.max_body_bytes)
+    try:
+        batch = IngestRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid batch: {describe_validation_error(exc)}") from exc
+    result, events = await ingest_service.ingest(
+        pool, batch, idempotency_key, settings.max_batch_samples, settings.max_future_skew_s
+    )
+    request.app.state.metrics["samples_ingested"] += result.accepted
+    for event in events:
+        hub.publish(event)
+    if any(e["type"] == "alarm" for e in events):
+        worker.notify()
+    return result
+
+
+@router.post("/agents/heartbeat", status_code=204)
+async def heartbeat(body: HeartbeatCreate, pool: Pool, principal: AgentKey) -> None:
+    """Record an agent's health: buffer depth, dropped samples and the state of each source."""
+    async with pool.acquire() as conn:
+        await keys_repo.upsert_agent(
+            conn, body.agent, body.version, body.buffer_depth, body.dropped,
+            json.dumps([s.model_dump() for s in body.sources]),
+        )

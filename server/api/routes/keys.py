@@ -1,0 +1,34 @@
+"""API keys (admin only). The plain key is returned once, at creation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from server.api.deps import AdminKey, Pool
+from server.exceptions import NotFound
+from server.models import ApiKeyCreate, ApiKeyPublic
+from server.repository import keys as keys_repo
+from server.security import generate_key
+
+router = APIRouter(prefix="/keys", tags=["keys"])
+
+
+@router.post("", response_model=ApiKeyPublic, status_code=201)
+async def create_key(body: ApiKeyCreate, pool: Pool, principal: AdminKey) -> ApiKeyPublic:
+    plain, prefix, key_hash = generate_key()
+    async with pool.acquire() as conn:
+        row = await keys_repo.create(conn, prefix, key_hash, body.role, body.name, body.scope)
+    return ApiKeyPublic(**dict(row), key=plain)
+
+
+@router.get("", response_model=list[ApiKeyPublic])
+async def list_keys(pool: Pool, principal: AdminKey) -> list[ApiKeyPublic]:
+    async with pool.acquire() as conn:
+        return [ApiKeyPublic(**dict(r)) for r in await keys_repo.list_active(conn)]
+
+
+@router.delete("/{key_id}", status_code=204)
+async def revoke_key(key_id: int, pool: Pool, principal: AdminKey) -> None:
+    async with pool.acquire() as conn:
+        if not await keys_repo.revoke(conn, key_id):
+            raise NotFound(f"no active key {key_id}")

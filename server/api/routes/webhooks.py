@@ -1,0 +1,76 @@
+"""Webhook subscriptions for MES systems, and their deliveries (including dead letters)."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query
+
+from server.api.deps import AdminKey, AppSettings, Pool, Worker
+from server.exceptions import InvalidRequest, NotFound
+from server.models import DeliveryPublic, WebhookCreate, WebhookPublic
+from server.repository import webhooks as webhooks_repo
+from server.services import webhook_signing
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+def check_url(url: str, allowlist: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise InvalidRequest(f"webhook url must use http or https, not {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise InvalidRequest("webhook url has no host")
+    allowed = [p.strip() for p in allowlist.split(",") if p.strip()]
+    if allowed and not any(url.startswith(prefix) for prefix in allowed):
+        raise InvalidRequest(
+            "webhook url is not in the server's allow-list (SPC_WEBHOOK_ALLOWLIST)"
+        )
+
+
+@router.post("", response_model=WebhookPublic, status_code=201)
+async def create_webhook(
+    body: WebhookCreate, pool: Pool, settings: AppSettings, principal: AdminKey
+) -> WebhookPublic:
+    """Subscribe a URL; the signing secret is returned once, in this response."""
+    check_url(body.url, settings.webhook_allowlist)
+    secret = body.secret or webhook_signing.new_secret()
+    async with pool.acquire() as conn:
+        row = await webhooks_repo.create_subscription(conn, body.url, secret, list(body.events))
+    return WebhookPublic(**dict(row), secret=secret)
+
+
+@router.get("", response_model=list[WebhookPublic])
+async def list_webhooks(pool: Pool, principal: AdminKey) -> list[WebhookPublic]:
+    async with pool.acquire() as conn:
+        rows = await webhooks_repo.list_subscriptions(conn)
+    return [WebhookPublic(**dict(r)) for r in rows]
+
+
+@router.delete("/{sub_id}", status_code=204)
+async def delete_webhook(sub_id: int, pool: Pool, principal: AdminKey) -> None:
+    async with pool.acquire() as conn:
+        if not await webhooks_repo.delete_subscription(conn, sub_id):
+            raise NotFound(f"no webhook subscription {sub_id}")
+
+
+@router.get("/deliveries", response_model=list[DeliveryPublic])
+async def list_deliveries(
+    pool: Pool, principal: AdminKey,
+    state: Literal["pending", "delivered", "dead"] | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+) -> list[DeliveryPublic]:
+    async with pool.acquire() as conn:
+        rows = await webhooks_repo.list_deliveries(conn, state, limit)
+    return [DeliveryPublic(**dict(r)) for r in rows]
+
+
+@router.post("/deliveries/{delivery_id}/resend", status_code=202)
+async def resend(delivery_id: int, pool: Pool, worker: Worker, principal: AdminKey) -> dict:
+    """Put a dead-lettered delivery back in the queue (attempts restart from zero)."""
+    async with pool.acquire() as conn:
+        if not await webhooks_repo.resend(conn, delivery_id):
+            raise NotFound(f"no dead-lettered delivery {delivery_id}")
+    worker.notify()
+    return {"queued": delivery_id}

@@ -1,0 +1,63 @@
+"""The server's one settings class, read from `SPC_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+ENV_PREFIX = "SPC_"
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is invalid; the message names the variable."""
+
+
+class Settings(BaseModel):
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:55432/spc",
+        description="asyncpg DSN of the database (env DATABASE_URL or SPC_DATABASE_URL)",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # auto: use TimescaleDB when the database offers it; off: plain PostgreSQL tables.
+    timescaledb: Literal["auto", "off"] = "auto"
+    pool_min_size: int = Field(2, ge=1)
+    pool_max_size: int = Field(10, ge=1)
+    max_batch_samples: int = Field(50_000, ge=1)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # Samples stamped further than this in the future are rejected (clock-skewed agents).
+    max_future_skew_s: float = Field(300.0, ge=0)
+    webhook_max_attempts: int = Field(8, ge=1)
+    webhook_backoff_base_s: float = Field(2.0, gt=0)
+    webhook_backoff_max_s: float = Field(600.0, gt=0)
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    # Comma-separated URL prefixes webhooks may target; empty = any http(s) URL.
+    webhook_allowlist: str = ""
+    ws_queue_size: int = Field(1000, ge=1)
+    cors_origins: str = ""
+    dashboard_dir: str | None = None
+    log_level: str = "info"
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name] = env[key]
+        if "database_url" not in values and "DATABASE_URL" in env:
+            values["database_url"] = env["DATABASE_URL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise SettingsError(f"invalid server settings: {problems}") from exc

@@ -1,0 +1,90 @@
+"""The FastAPI application: routes under /api/v1, the dashboard at /, and the background worker."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.api.routes import alarms, characteristics, charts, health, ingest, keys, webhooks, ws
+from server.core import db
+from server.core.config import Settings
+from server.exceptions import SPCError
+from server.services.hub import Hub
+from server.services.webhook_delivery import DeliveryWorker
+
+log = logging.getLogger("spc.server")
+API_PREFIX = "/api/v1"
+DEFAULT_DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "web"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.migrate(settings.database_url, settings.timescaledb)
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+        )
+        async with pool.acquire() as conn:
+            app.state.storage = await db.detect_storage(conn)
+        log.info("storage mode: %s", app.state.storage.name)
+        app.state.pool = pool
+        app.state.worker = DeliveryWorker(
+            pool, max_attempts=settings.webhook_max_attempts,
+            backoff_base_s=settings.webhook_backoff_base_s,
+            backoff_max_s=settings.webhook_backoff_max_s, timeout_s=settings.webhook_timeout_s,
+        )
+        app.state.worker.start()
+        try:
+            yield
+        finally:
+            await app.state.worker.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="shopfloor-spc",
+        version="0.1.0",
+        description="Statistical Process Control service: ingest, SPC on ingest, alarms, webhooks.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.hub = Hub(settings.ws_queue_size)
+    app.state.metrics = Counter()
+
+    @app.exception_handler(SPCError)
+    async def spc_error(request: Request, exc: SPCError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (ingest, characteristics, charts, alarms, webhooks, keys, health, ws):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.add_api_route("/metrics", health.metrics, include_in_schema=False)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+            allow_methods=["*"], allow_headers=["*"],
+        )
+
+    dashboard = Path(settings.dashboard_dir) if settings.dashboard_dir else DEFAULT_DASHBOARD
+    if dashboard.is_dir():
+        app.mount("/ui", StaticFiles(directory=dashboard, html=True), name="ui")
+
+        @app.get("/", include_in_schema=False)
+        async def root() -> RedirectResponse:
+            return RedirectResponse("/ui/")
+
+    return app

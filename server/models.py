@@ -1,0 +1,210 @@
+"""API models, one naming family per resource: ThingCreate / ThingUpdate / ThingPublic."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Key = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+ChartType = Literal["imr"]
+Quality = Literal["good", "uncertain", "bad"]
+QUALITY_CODES: dict[str, int] = {"good": 0, "uncertain": 1, "bad": 2}
+QUALITY_NAMES: dict[int, str] = {v: k for k, v in QUALITY_CODES.items()}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- characteristics -------------------------------------------------------------------------
+
+class CharacteristicCreate(Strict):
+    key: str = Key
+    name: str = Field(min_length=1, max_length=200)
+    unit: str = Field("", max_length=32)
+    chart_type: ChartType = "imr"
+    lsl: float | None = None
+    usl: float | None = None
+    target: float | None = None
+    rules: Literal["we", "nelson"] = "we"
+    baseline_points: int = Field(30, ge=0, le=100_000)
+
+    @field_validator("lsl", "usl", "target")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class CharacteristicUpdate(Strict):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    unit: str | None = Field(None, max_length=32)
+    lsl: float | None = None
+    usl: float | None = None
+    target: float | None = None
+    rules: Literal["we", "nelson"] | None = None
+    baseline_points: int | None = Field(None, ge=0, le=100_000)
+
+
+class CharacteristicPublic(BaseModel):
+    key: str
+    name: str
+    unit: str
+    chart_type: str
+    lsl: float | None
+    usl: float | None
+    target: float | None
+    rules: str
+    baseline_points: int
+    limits: LimitsPublic | None = None
+
+
+# --- control limits ----------------------------------------------------------------------------
+
+class LimitsCreate(Strict):
+    center: float
+    sigma: float = Field(gt=0)
+    effective_from: datetime | None = None
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class LimitsPublic(BaseModel):
+    version: int
+    center: float
+    sigma: float
+    ucl: float
+    lcl: float
+    mr_center: float | None
+    mr_ucl: float | None
+    effective_from: datetime
+    created_at: datetime
+    created_by: str
+    reason: str
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+class SampleIn(Strict):
+    characteristic: str = Field(min_length=1, max_length=128)
+    ts: datetime
+    value: float | None = None
+    quality: Quality = "good"
+    part_id: str | None = Field(None, max_length=128)
+
+
+class IngestRequest(Strict):
+    agent: str | None = Field(None, max_length=128)
+    samples: list[SampleIn]
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    replayed: bool = False
+
+
+class HeartbeatSource(BaseModel):
+    name: str = Field(max_length=128)
+    state: str = Field(max_length=32)
+    last_error: str | None = Field(None, max_length=2000)
+
+
+class HeartbeatCreate(BaseModel):
+    agent: str = Field(min_length=1, max_length=128)
+    version: str | None = Field(None, max_length=64)
+    buffer_depth: int = Field(0, ge=0)
+    dropped: int = Field(0, ge=0)
+    sources: list[HeartbeatSource] = []
+
+
+# --- chart data --------------------------------------------------------------------------------
+
+class ChartPoint(BaseModel):
+    ts: datetime
+    value: float | None
+    quality: Quality
+    mr: float | None
+    limits_version: int | None
+    violations: list[str]
+
+
+class ChartPublic(BaseModel):
+    characteristic: CharacteristicPublic
+    points: list[ChartPoint]
+    limits: list[LimitsPublic]
+
+
+# --- alarms ------------------------------------------------------------------------------------
+
+class AlarmPublic(BaseModel):
+    id: int
+    characteristic: str
+    rule: str
+    first_ts: datetime
+    last_ts: datetime
+    point_count: int
+    limits_version: int | None
+    severity: str
+    state: str
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    cause: str | None = None
+    corrective_action: str | None = None
+
+
+class AlarmAcknowledge(Strict):
+    cause: str = Field(min_length=1, max_length=200)
+    corrective_action: str = Field("", max_length=4000)
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+class WebhookCreate(Strict):
+    url: str = Field(max_length=2000)
+    secret: str | None = Field(None, min_length=24, max_length=200)
+    events: list[Literal["alarm.opened", "alarm.acknowledged", "alarm.closed"]] = ["alarm.opened"]
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    enabled: bool
+    secret: str | None = None  # returned once, at creation
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    event_id: str
+    subscription_id: int
+    event_type: str
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+class ApiKeyCreate(Strict):
+    role: Literal["agent", "operator", "engineer", "admin"]
+    name: str = Field("", max_length=200)
+    scope: str | None = Field(None, max_length=128)
+
+
+class ApiKeyPublic(BaseModel):
+    id: int
+    prefix: str
+    role: str
+    name: str
+    scope: str | None
+    created_at: datetime
+    key: str | None = None  # the plain key, returned once at creation
+
+
+CharacteristicPublic.model_rebuild()

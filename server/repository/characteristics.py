@@ -1,0 +1,43 @@
+"""Characteristics: what is measured, how it is charted, and its spec limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+COLUMNS = "id, key, name, unit, chart_type, lsl, usl, target, rules, baseline_points"
+
+
+async def create(conn: asyncpg.Connection, data: dict[str, Any]) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""INSERT INTO characteristics (key, name, unit, chart_type, lsl, usl, target, rules,
+                                        baseline_points)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (key) DO NOTHING
+            RETURNING {COLUMNS}""",
+        data["key"], data["name"], data["unit"], data["chart_type"], data["lsl"], data["usl"],
+        data["target"], data["rules"], data["baseline_points"],
+    )
+
+
+async def get(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {COLUMNS} FROM characteristics WHERE key = $1", key)
+
+
+async def list_all(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {COLUMNS} FROM characteristics ORDER BY key")
+
+
+async def update(conn: asyncpg.Connection, key: str, changes: dict[str, Any]) -> asyncpg.Record:
+    assignments = ", ".join(f"{col} = ${i + 2}" for i, col in enumerate(changes))
+    return await conn.fetchrow(
+        f"UPDATE characteristics SET {assignments}, updated_at = now() WHERE key = $1 "
+        f"RETURNING {COLUMNS}",
+        key, *changes.values(),
+    )
+
+
+async def ids_for_keys(conn: asyncpg.Connection, keys: list[str]) -> dict[str, asyncpg.Record]:
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM characteristics WHERE key = ANY($1)", keys)
+    return {r["key"]: r for r in rows}

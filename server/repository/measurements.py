@@ -1,0 +1,108 @@
+"""Measurements: bulk insert through COPY, windows for SPC evaluation, ranges for charts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+STAGE_TABLE = "ingest_stage"
+
+
+async def insert_new(
+    conn: asyncpg.Connection,
+    rows: list[tuple[int, datetime, float | None, int, str | None]],
+) -> list[asyncpg.Record]:
+    """COPY rows into a per-connection staging table, then keep those not already stored.
+
+    Must run inside a transaction. Returns the (characteristic_id, ts, value, quality) of the rows
+    actually inserted, so duplicates (a re-sent sample) are neither stored nor evaluated twice.
+    """
+    await conn.execute(
+        f"""CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (
+                characteristic_id int, ts timestamptz, value double precision,
+                quality smallint, part_id text) ON COMMIT DELETE ROWS"""
+    )
+    await conn.copy_records_to_table(STAGE_TABLE, records=rows)
+    # DISTINCT ON keeps the first of two samples a batch gives for one (characteristic, ts).
+    return await conn.fetch(
+        f"""INSERT INTO measurements (characteristic_id, ts, value, quality, part_id)
+            SELECT DISTINCT ON (characteristic_id, ts)
+                   characteristic_id, ts, value, quality, part_id
+            FROM {STAGE_TABLE}
+            ORDER BY characteristic_id, ts
+            ON CONFLICT (characteristic_id, ts) DO NOTHING
+            RETURNING characteristic_id, ts, value, quality"""
+    )
+
+
+async def evaluation_window(
+    conn: asyncpg.Connection, characteristic_id: int, since: datetime, history: int
+) -> list[asyncpg.Record]:
+    """Good points from `since` on, preceded by up to `history` good points before it."""
+    return await conn.fetch(
+        """(SELECT ts, value FROM measurements
+            WHERE characteristic_id = $1 AND ts < $2 AND quality < 2
+            ORDER BY ts DESC LIMIT $3)
+           UNION ALL
+           (SELECT ts, value FROM measurements
+            WHERE characteristic_id = $1 AND ts >= $2 AND quality < 2)
+           ORDER BY ts""",
+        characteristic_id, since, history,
+    )
+
+
+async def first_good(
+    conn: asyncpg.Connection, characteristic_id: int, count: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT ts, value FROM measurements
+           WHERE characteristic_id = $1 AND quality < 2 ORDER BY ts LIMIT $2""",
+        characteristic_id, count,
+    )
+
+
+async def chart_range(
+    conn: asyncpg.Connection, characteristic_id: int, start: datetime | None,
+    end: datetime | None, limit: int,
+) -> list[asyncpg.Record]:
+    """The most recent `limit` points in [start, end), in time order."""
+    return await conn.fetch(
+        """SELECT * FROM (
+               SELECT ts, value, quality FROM measurements
+               WHERE characteristic_id = $1
+                 AND ($2::timestamptz IS NULL OR ts >= $2)
+                 AND ($3::timestamptz IS NULL OR ts < $3)
+               ORDER BY ts DESC LIMIT $4) recent
+           ORDER BY ts""",
+        characteristic_id, start, end, limit,
+    )
+
+
+async def count(conn: asyncpg.Connection, characteristic_id: int) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM measurements WHERE characteristic_id = $1", characteristic_id
+    )
+
+
+async def claim_batch(conn: asyncpg.Connection, key: str, agent: str | None) -> bool:
+    """Record an idempotency key; False when a batch with this key was already stored."""
+    inserted = await conn.fetchval(
+        """INSERT INTO ingest_batches (idempotency_key, agent, accepted, duplicates)
+           VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING RETURNING true""",
+        key, agent,
+    )
+    return bool(inserted)
+
+
+async def finish_batch(conn: asyncpg.Connection, key: str, accepted: int, duplicates: int) -> None:
+    await conn.execute(
+        "UPDATE ingest_batches SET accepted = $2, duplicates = $3 WHERE idempotency_key = $1",
+        key, accepted, duplicates,
+    )
+
+
+async def stored_batch(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT accepted, duplicates FROM ingest_batches WHERE idempotency_key = $1", key
+    )
