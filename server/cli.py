@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def create_key(dsn: str, role: str, name: str, scope: str | None) -> str:
-    await db.migrate(dsn)
+async def create_key(
+    dsn: str, role: str, name: str, scope: str | None, timescaledb: str = "auto"
+) -> str:
+    await db.migrate(dsn, timescaledb)
     plain, prefix, key_hash = generate_key()
     conn = await asyncpg.connect(dsn)
     try:
@@ -95,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"applied migrations: {applied or 'none (up to date)'}")
             return 0
         if args.keys_command == "create":
-            plain = asyncio.run(create_key(settings.database_url, args.role, args.name, args.scope))
+            plain = asyncio.run(create_key(settings.database_url, args.role, args.name, args.scope,
+                                           settings.timescaledb))
             print(plain)
             return 0
         if args.keys_command == "list":

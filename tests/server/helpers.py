@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import ExitStack
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +32,8 @@ class WsListener:
 
     def __init__(self, url: str, api_key: str, keys: list[str]) -> None:
         self.messages: list[dict[str, Any]] = []
-        self._ws = connect(url, open_timeout=10)
+        self._stack = ExitStack()
+        self._ws = self._stack.enter_context(connect(url, open_timeout=10))
         self._ws.send(json.dumps({"auth": api_key, "subscribe": keys}))
         first = json.loads(self._ws.recv(timeout=10))
         if first.get("type") != "subscribed":
@@ -60,4 +62,4 @@ class WsListener:
             return next(m for m in self.messages if predicate(m))
 
     def close(self) -> None:
-        self._ws.close()
+        self._stack.close()

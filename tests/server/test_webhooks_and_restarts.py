@@ -93,7 +93,7 @@ def test_restart_neither_misses_nor_repeats_alarms(live_server: LiveServer) -> N
     live_server.start()
     # The same batch again (an agent retry after the crash) and more points, one violating.
     post(live_server, {"samples": samples("rs", [*CALM, 20.0])})
-    post(live_server, {"samples": samples("rs", [10.0, 21.0], start=11)})
+    post(live_server, {"samples": samples("rs", [10.0, 10.0, 10.0, 21.0], start=11)})
     with live_server.client("operator") as c:
         alarms = c.get("/alarms", params={"characteristic": "rs"}).json()
     assert sorted((a["rule"], a["point_count"]) for a in alarms) == [("we1", 1), ("we1", 1)]
