@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from contextlib import ExitStack
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
