@@ -6,6 +6,9 @@ package shares them. Add one line per fixture module.
 
 pytest_plugins: list[str] = [
     "tests.fixtures.db",
+    "tests.fixtures.ingest_receiver",
+    "tests.fixtures.modbus_server",
     "tests.fixtures.server",
+    "tests.fixtures.simulators",
     "tests.fixtures.webhooks",
 ]

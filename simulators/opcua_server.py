@@ -1,0 +1,168 @@
+"""The line as an OPC UA server: Objects/<Line>/<Machine>/<Variable>, ns=2;s=<Line>.<Machine>.<Var>.
+
+Each variable is a Double with EngineeringUnits and EURange properties; every sample is written
+with its source timestamp, and with status BadSensorFailure (value NaN) while the sensor has
+dropped out. A device disconnect stops the server; a reconnect builds it again on the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from asyncua import Node, Server, ua
+
+from simulators.config import LineConfig, VariableConfig
+from simulators.line import Published
+
+log = logging.getLogger(__name__)
+
+NAMESPACE_URI = "urn:shopfloor-spc:simulator"
+ENDPOINT_PATH = "/shopfloor-spc/"
+
+
+def node_id(line: str, *path: str) -> str:
+    return ".".join((line, *path))
+
+
+def endpoint_url(host: str, port: int) -> str:
+    return f"opc.tcp://{host}:{port}{ENDPOINT_PATH}"
+
+
+def eu_information(unit: str) -> ua.EUInformation:
+    # UNECE codes are what clients key on; the common ones here, 0 ("unknown") otherwise.
+    codes = {"mm": 4468306, "um": 4951373, "°C": 4408652, "degC": 4408652, "bar": 4342098,
+             "N": 20033, "Nm": 5129805, "rpm": 5394509, "s": 21280, "%": 20529}
+    return ua.EUInformation(
+        NamespaceUri="http://www.opcfoundation.org/UA/units/un/cefact",
+        UnitId=codes.get(unit, 0),
+        DisplayName=ua.LocalizedText(unit),
+        Description=ua.LocalizedText(unit),
+    )
+
+
+@dataclass
+class OpcUaSecurity:
+    """Which security policies the endpoint offers, and who may log in."""
+
+    policies: list[str] = field(default_factory=lambda: ["None"])
+    cert_dir: Path | None = None
+    users: dict[str, str] = field(default_factory=dict)
+
+
+class OpcUaLine:
+    def __init__(
+        self,
+        config: LineConfig,
+        host: str,
+        port: int,
+        timestamp: Callable[[float], datetime],
+        security: OpcUaSecurity | None = None,
+    ) -> None:
+        self.config = config
+        self.timestamp = timestamp
+        self.host = host
+        self.port = port
+        self.security = security or OpcUaSecurity()
+        self.server: Server | None = None
+        self.namespace_index = 0
+        self._nodes: dict[tuple[str, str], ua.NodeId] = {}
+        self._latest: dict[tuple[str, str], ua.DataValue] = {}
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint_url(self.host, self.port)
+
+    async def _build(self) -> Server:
+        from simulators.opcua_security import configure_security
+
+        server = Server()
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name(f"shopfloor-spc simulator {self.config.line}")
+        await configure_security(server, self.security)
+        idx = await server.register_namespace(NAMESPACE_URI)
+        self.namespace_index = idx
+        line = self.config.line
+        line_node = await server.nodes.objects.add_object(
+            ua.NodeId(line, idx), ua.QualifiedName(line, idx)
+        )
+        for machine in self.config.machines:
+            m_node = await line_node.add_object(
+                ua.NodeId(node_id(line, machine.name), idx), ua.QualifiedName(machine.name, idx)
+            )
+            for var in machine.variables:
+                nid = ua.NodeId(node_id(line, machine.name, var.name), idx)
+                await self._add_variable(server, m_node, nid, var, idx)
+                self._nodes[(machine.name, var.name)] = nid
+        return server
+
+    async def _add_variable(
+        self, server: Server, parent: Node, nid: ua.NodeId, var: VariableConfig, idx: int
+    ) -> None:
+        node = await parent.add_variable(
+            nid,
+            ua.QualifiedName(var.name, idx),
+            ua.Variant(math.nan, ua.VariantType.Double),
+            datatype=ua.ObjectIds.Double,
+        )
+        if var.description:
+            await node.write_attribute(
+                ua.AttributeIds.Description,
+                ua.DataValue(ua.Variant(ua.LocalizedText(var.description))),
+            )
+        await node.add_property(
+            ua.NodeId(f"{nid.Identifier}.EngineeringUnits", idx),
+            ua.QualifiedName("EngineeringUnits", 0),
+            eu_information(var.unit),
+        )
+        low, high = var.range
+        await node.add_property(
+            ua.NodeId(f"{nid.Identifier}.EURange", idx),
+            ua.QualifiedName("EURange", 0),
+            ua.Range(Low=low, High=high),
+        )
+        # Not yet sampled: say so rather than serve a made-up value.
+        await server.write_attribute_value(nid, ua.DataValue(
+            ua.Variant(math.nan, ua.VariantType.Double),
+            StatusCode=ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData),
+        ))
+
+    async def start(self) -> None:
+        self.server = await self._build()
+        await self.server.start()
+        for key, dv in self._latest.items():
+            await self.server.write_attribute_value(self._nodes[key], dv)
+        log.info("OPC UA serving on %s", self.endpoint)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            server, self.server = self.server, None
+            await server.stop()
+
+    async def on_samples(self, published: list[Published]) -> None:
+        for p in published:
+            s = p.sample
+            good = s.quality == "good" and s.value is not None
+            dv = ua.DataValue(
+                ua.Variant(s.value if good else math.nan, ua.VariantType.Double),
+                StatusCode=ua.StatusCode(
+                    ua.StatusCodes.Good if good else ua.StatusCodes.BadSensorFailure
+                ),
+                SourceTimestamp=self.timestamp(s.t),
+                ServerTimestamp=datetime.now(UTC),
+            )
+            key = (p.machine, p.variable)
+            self._latest[key] = dv
+            if self.server is not None:
+                await self.server.write_attribute_value(self._nodes[key], dv)
+
+    async def on_connection(self, connected: bool) -> None:
+        if connected:
+            await self.start()
+        else:
+            await self.stop()
