@@ -14,7 +14,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api.routes import alarms, characteristics, charts, health, ingest, keys, webhooks, ws
+from server.api.routes import (
+    alarms,
+    audit,
+    characteristics,
+    charts,
+    health,
+    hierarchy,
+    ingest,
+    keys,
+    webhooks,
+    ws,
+)
 from server.core import db
 from server.core.config import Settings
 from server.exceptions import SPCError
@@ -67,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(exc.body(), status_code=exc.status_code)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (ingest, characteristics, charts, alarms, webhooks, keys, health, ws):
+    for module in (ingest, hierarchy, characteristics, charts, alarms, webhooks, keys, audit,
+                   health, ws):
         api.include_router(module.router)
     app.include_router(api)
     app.add_api_route("/metrics", health.metrics, include_in_schema=False)

@@ -31,6 +31,7 @@ class CharacteristicCreate(Strict):
     target: float | None = None
     rules: Literal["we", "nelson"] = "we"
     baseline_points: int = Field(30, ge=0, le=100_000)
+    station: str | None = Field(None, max_length=128)
 
     @field_validator("lsl", "usl", "target")
     @classmethod
@@ -60,6 +61,7 @@ class CharacteristicPublic(BaseModel):
     target: float | None
     rules: str
     baseline_points: int
+    station: str | None = None
     limits: LimitsPublic | None = None
 
 
@@ -142,7 +144,10 @@ class ChartPublic(BaseModel):
 
 class AlarmPublic(BaseModel):
     id: int
-    characteristic: str
+    kind: str = "spc"
+    characteristic: str | None
+    subject: str | None = None
+    detail: str | None = None
     rule: str
     first_ts: datetime
     last_ts: datetime
@@ -154,11 +159,54 @@ class AlarmPublic(BaseModel):
     acknowledged_at: datetime | None = None
     cause: str | None = None
     corrective_action: str | None = None
+    closed_by: str | None = None
+    closed_at: datetime | None = None
 
 
 class AlarmAcknowledge(Strict):
-    cause: str = Field(min_length=1, max_length=200)
+    cause: str = Field(min_length=1, max_length=64, description="an alarm_causes key")
     corrective_action: str = Field("", max_length=4000)
+
+
+class AlarmClose(Strict):
+    note: str = Field("", max_length=4000)
+
+
+class CausePublic(BaseModel):
+    key: str
+    label: str
+    category: str
+    active: bool = True
+
+
+class CauseCreate(Strict):
+    key: str = Key
+    label: str = Field(min_length=1, max_length=200)
+    category: Literal["man", "machine", "method", "material", "measurement", "environment",
+                      "other"] = "other"
+
+
+class ParetoBar(BaseModel):
+    cause: str
+    label: str
+    count: int
+    cumulative_percent: float
+
+
+class NodeCreate(Strict):
+    key: str = Key
+    name: str = Field(min_length=1, max_length=200)
+    # The parent's key: the site of a line, the line of a station.
+    parent: str | None = Field(None, max_length=128)
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: dict
 
 
 # --- webhooks ----------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ from datetime import datetime
 
 import asyncpg
 
-ALARM_COLUMNS = """a.id, c.key AS characteristic, a.rule, a.first_ts, a.last_ts, a.point_count,
-    a.limits_version, a.severity, a.state, a.acknowledged_by, a.acknowledged_at, a.cause,
-    a.corrective_action"""
+ALARM_COLUMNS = """a.id, a.kind, c.key AS characteristic, a.subject, a.detail, a.rule, a.first_ts,
+    a.last_ts, a.point_count, a.limits_version, a.severity, a.state, a.acknowledged_by,
+    a.acknowledged_at, a.cause, a.corrective_action, a.closed_by, a.closed_at"""
+FROM_ALARMS = "FROM alarms a LEFT JOIN characteristics c ON c.id = a.characteristic_id"
 
 
 async def violation_raised(
@@ -59,23 +60,103 @@ async def open_alarm(
 
 async def get(conn: asyncpg.Connection, alarm_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"""SELECT {ALARM_COLUMNS}
-            FROM alarms a JOIN characteristics c ON c.id = a.characteristic_id
-            WHERE a.id = $1""",
+        f"SELECT {ALARM_COLUMNS} {FROM_ALARMS} WHERE a.id = $1",
         alarm_id,
     )
 
 
 async def search(
-    conn: asyncpg.Connection, *, state: str | None, characteristic: str | None, limit: int
+    conn: asyncpg.Connection, *, state: str | None = None, characteristic: str | None = None,
+    line: str | None = None, rule: str | None = None, kind: str | None = None,
+    since: datetime | None = None, until: datetime | None = None, limit: int = 100,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"""SELECT {ALARM_COLUMNS}
-            FROM alarms a JOIN characteristics c ON c.id = a.characteristic_id
+        f"""SELECT {ALARM_COLUMNS} {FROM_ALARMS}
+            LEFT JOIN stations st ON st.id = c.station_id
+            LEFT JOIN lines l ON l.id = st.line_id
             WHERE ($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR c.key = $2)
-            ORDER BY a.id DESC LIMIT $3""",
-        state, characteristic, limit,
+              AND ($3::text IS NULL OR l.key = $3) AND ($4::text IS NULL OR a.rule = $4)
+              AND ($5::text IS NULL OR a.kind = $5)
+              AND ($6::timestamptz IS NULL OR a.first_ts >= $6)
+              AND ($7::timestamptz IS NULL OR a.first_ts < $7)
+            ORDER BY a.id DESC LIMIT $8""",
+        state, characteristic, line, rule, kind, since, until, limit,
     )
+
+
+async def pareto(
+    conn: asyncpg.Connection, line: str | None, since: datetime | None, until: datetime | None
+) -> list[asyncpg.Record]:
+    """Acknowledged SPC alarms counted by assignable cause, most frequent first."""
+    return await conn.fetch(
+        """SELECT a.cause, coalesce(ac.label, a.cause) AS label, count(*) AS count
+           FROM alarms a
+           JOIN characteristics c ON c.id = a.characteristic_id
+           LEFT JOIN stations st ON st.id = c.station_id
+           LEFT JOIN lines l ON l.id = st.line_id
+           LEFT JOIN alarm_causes ac ON ac.key = a.cause
+           WHERE a.cause IS NOT NULL AND ($1::text IS NULL OR l.key = $1)
+             AND ($2::timestamptz IS NULL OR a.first_ts >= $2)
+             AND ($3::timestamptz IS NULL OR a.first_ts < $3)
+           GROUP BY a.cause, ac.label ORDER BY count(*) DESC, a.cause""",
+        line, since, until,
+    )
+
+
+async def close(conn: asyncpg.Connection, alarm_id: int, who: str) -> bool:
+    return bool(await conn.fetchval(
+        """UPDATE alarms SET state = 'closed', closed_by = $2, closed_at = now(), updated_at = now()
+           WHERE id = $1 AND state <> 'closed' RETURNING true""",
+        alarm_id, who,
+    ))
+
+
+async def open_chain_alarm(
+    conn: asyncpg.Connection, kind: str, subject: str, detail: str, rule: str
+) -> int | None:
+    """Open an agent-silent or source-down alarm unless one is open for the subject already."""
+    return await conn.fetchval(
+        """INSERT INTO alarms (kind, subject, detail, rule, first_ts, last_ts, severity)
+           VALUES ($1, $2, $3, $4, now(), now(), 'critical')
+           ON CONFLICT (kind, subject) WHERE kind <> 'spc' AND state <> 'closed' DO NOTHING
+           RETURNING id""",
+        kind, subject, detail, rule,
+    )
+
+
+async def close_chain_alarms(
+    conn: asyncpg.Connection, kind: str, subjects_still_failing: list[str], subject_prefix: str
+) -> list[int]:
+    """Close the open alarms of `kind` under `subject_prefix` whose subject recovered."""
+    rows = await conn.fetch(
+        """UPDATE alarms SET state = 'closed', closed_by = 'system:recovered', closed_at = now(),
+                  last_ts = now(), updated_at = now()
+           WHERE kind = $1 AND state <> 'closed' AND subject LIKE $3 || '%'
+             AND NOT (subject = ANY($2))
+           RETURNING id""",
+        kind, subjects_still_failing, subject_prefix,
+    )
+    return [r["id"] for r in rows]
+
+
+async def causes(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT key, label, category, active FROM alarm_causes ORDER BY category, key"
+    )
+
+
+async def cause_exists(conn: asyncpg.Connection, key: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT true FROM alarm_causes WHERE key = $1 AND active", key
+    ))
+
+
+async def add_cause(conn: asyncpg.Connection, key: str, label: str, category: str) -> bool:
+    return bool(await conn.fetchval(
+        """INSERT INTO alarm_causes (key, label, category) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        key, label, category,
+    ))
 
 
 async def violations_in(

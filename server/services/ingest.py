@@ -15,9 +15,10 @@ from typing import Any
 
 import asyncpg
 
-from server.exceptions import IngestRejected, PayloadTooLarge
+from server.exceptions import IngestRejected, PayloadTooLarge, PermissionDenied
 from server.models import QUALITY_CODES, IngestRequest, IngestResult
 from server.repository import characteristics as characteristics_repo
+from server.repository import hierarchy as hierarchy_repo
 from server.repository import measurements as measurements_repo
 from server.services import spc_eval
 
@@ -48,7 +49,7 @@ def validate(request: IngestRequest, max_samples: int, max_future_skew_s: float)
 
 async def ingest(
     pool: asyncpg.Pool, request: IngestRequest, idempotency_key: str | None,
-    max_samples: int, max_future_skew_s: float,
+    max_samples: int, max_future_skew_s: float, scope: str | None = None,
 ) -> tuple[IngestResult, list[dict[str, Any]]]:
     """Store a batch; return its result and the live events to publish after commit."""
     validate(request, max_samples, max_future_skew_s)
@@ -62,6 +63,16 @@ async def ingest(
                     "create it first (POST /api/v1/characteristics)",
                     sample=i,
                 )
+        if scope is not None:
+            lines = await hierarchy_repo.lines_of(conn, [c["id"] for c in known.values()])
+            for i, s in enumerate(request.samples):
+                line = lines[known[s.characteristic]["id"]]
+                if line != scope:
+                    raise PermissionDenied(
+                        f"samples[{i}]: this agent key may write line {scope!r} only; "
+                        f"{s.characteristic!r} is on line {line!r}",
+                        sample=i,
+                    )
         rows = [
             (known[s.characteristic]["id"], s.ts, None if s.quality == "bad" else s.value,
              QUALITY_CODES[s.quality], s.part_id)

@@ -17,13 +17,13 @@ from typing import Any
 
 import asyncpg
 import numpy as np
-from spc_core.rules import evaluate_rules
 
 from server.repository import alarms as alarms_repo
 from server.repository import limits as limits_repo
 from server.repository import measurements as measurements_repo
 from server.repository import webhooks as webhooks_repo
 from spc_core.charts import imr_limits
+from spc_core.rules import evaluate_rules
 
 # Good points before the earliest new one that patterns may span (Nelson 7 needs 15).
 HISTORY = 20

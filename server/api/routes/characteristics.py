@@ -15,7 +15,9 @@ from server.models import (
     LimitsCreate,
     LimitsPublic,
 )
+from server.repository import audit as audit_repo
 from server.repository import characteristics as characteristics_repo
+from server.repository import hierarchy as hierarchy_repo
 from server.repository import limits as limits_repo
 from server.services import spc_eval
 
@@ -50,10 +52,16 @@ async def create_characteristic(
     body: CharacteristicCreate, pool: Pool, principal: EngineerKey
 ) -> CharacteristicPublic:
     check_specs(body.lsl, body.usl)
-    async with pool.acquire() as conn:
-        row = await characteristics_repo.create(conn, body.model_dump())
-    if row is None:
-        raise Conflict(f"characteristic {body.key!r} exists already")
+    async with pool.acquire() as conn, conn.transaction():
+        data = body.model_dump()
+        if body.station is not None:
+            data["station_id"] = await hierarchy_repo.station_id(conn, body.station)
+            if data["station_id"] is None:
+                raise NotFound(f"no station {body.station!r}: create it first (POST /stations)")
+        row = await characteristics_repo.create(conn, data)
+        if row is None:
+            raise Conflict(f"characteristic {body.key!r} exists already")
+        await audit_repo.record(conn, principal.actor, "characteristic.create", body.key, data)
     return to_public(row)
 
 
@@ -79,10 +87,13 @@ async def update_characteristic(
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidRequest("nothing to change: send at least one field")
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         current = await _get(conn, key)
         check_specs(changes.get("lsl", current["lsl"]), changes.get("usl", current["usl"]))
         row = await characteristics_repo.update(conn, key, changes)
+        before = {k: current[k] for k in changes}
+        await audit_repo.record(conn, principal.actor, "characteristic.update", key,
+                                {"before": before, "after": changes})
     return to_public(row)
 
 
@@ -117,5 +128,7 @@ async def activate_limits(
             mr_center=MR_D2 * body.sigma, mr_ucl=MR_D4 * MR_D2 * body.sigma,
             effective_from=effective, created_by=principal.actor, reason=body.reason,
         )
+        await audit_repo.record(conn, principal.actor, "limits.activate", key,
+                                {"version": created["version"], **body.model_dump()})
     hub.publish(spc_eval.limits_event(key, created))
     return LimitsPublic(**spc_eval.limits_public(created))

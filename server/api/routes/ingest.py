@@ -58,7 +58,8 @@ async def ingest(
     except ValidationError as exc:
         raise InvalidRequest(f"invalid batch: {describe_validation_error(exc)}") from exc
     result, events = await ingest_service.ingest(
-        pool, batch, idempotency_key, settings.max_batch_samples, settings.max_future_skew_s
+        pool, batch, idempotency_key, settings.max_batch_samples, settings.max_future_skew_s,
+        scope=principal.scope if principal.role == "agent" else None,
     )
     request.app.state.metrics["samples_ingested"] += result.accepted
     for event in events:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from server.api.deps import AdminKey, AppSettings, Pool, Worker
 from server.exceptions import InvalidRequest, NotFound
 from server.models import DeliveryPublic, WebhookCreate, WebhookPublic
+from server.repository import audit as audit_repo
 from server.repository import webhooks as webhooks_repo
 from server.services import webhook_signing
 
@@ -36,8 +37,10 @@ async def create_webhook(
     """Subscribe a URL; the signing secret is returned once, in this response."""
     check_url(body.url, settings.webhook_allowlist)
     secret = body.secret or webhook_signing.new_secret()
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         row = await webhooks_repo.create_subscription(conn, body.url, secret, list(body.events))
+        await audit_repo.record(conn, principal.actor, "webhook.create", f"webhook:{row['id']}",
+                                {"url": body.url, "events": list(body.events)})
     return WebhookPublic(**dict(row), secret=secret)
 
 
@@ -50,9 +53,10 @@ async def list_webhooks(pool: Pool, principal: AdminKey) -> list[WebhookPublic]:
 
 @router.delete("/{sub_id}", status_code=204)
 async def delete_webhook(sub_id: int, pool: Pool, principal: AdminKey) -> None:
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         if not await webhooks_repo.delete_subscription(conn, sub_id):
             raise NotFound(f"no webhook subscription {sub_id}")
+        await audit_repo.record(conn, principal.actor, "webhook.delete", f"webhook:{sub_id}")
 
 
 @router.get("/deliveries", response_model=list[DeliveryPublic])
