@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from server.api import errors
 from server.api.routes import (
     alarms,
     audit,
@@ -28,7 +29,7 @@ from server.api.routes import (
 )
 from server.core import db
 from server.core.config import Settings
-from server.exceptions import SPCError
+from server.services.chain_health import SilenceWatch
 from server.services.hub import Hub
 from server.services.webhook_delivery import DeliveryWorker
 
@@ -57,9 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             backoff_max_s=settings.webhook_backoff_max_s, timeout_s=settings.webhook_timeout_s,
         )
         app.state.worker.start()
+        app.state.watch = SilenceWatch(
+            pool, app.state.hub, app.state.worker.notify,
+            after_s=settings.agent_silent_after_s, interval_s=settings.watchdog_interval_s,
+        )
+        app.state.watch.start()
         try:
             yield
         finally:
+            await app.state.watch.stop()
             await app.state.worker.stop()
             await pool.close()
 
@@ -73,9 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(settings.ws_queue_size)
     app.state.metrics = Counter()
 
-    @app.exception_handler(SPCError)
-    async def spc_error(request: Request, exc: SPCError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code)
+    errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (ingest, hierarchy, characteristics, charts, alarms, webhooks, keys, audit,

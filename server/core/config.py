@@ -36,6 +36,9 @@ class Settings(BaseModel):
     # Comma-separated URL prefixes webhooks may target; empty = any http(s) URL.
     webhook_allowlist: str = ""
     ws_queue_size: int = Field(1000, ge=1)
+    # An agent with no heartbeat for this long raises an "agent silent" alarm.
+    agent_silent_after_s: float = Field(60.0, gt=0)
+    watchdog_interval_s: float = Field(5.0, gt=0)
     cors_origins: str = ""
     dashboard_dir: str | None = None
     log_level: str = "info"

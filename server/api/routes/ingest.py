@@ -10,23 +10,14 @@ from fastapi import APIRouter, Header, Request
 from pydantic import ValidationError
 
 from server.api.deps import AgentKey, AppSettings, LiveHub, Pool, Worker
+from server.api.errors import describe_errors
 from server.exceptions import InvalidRequest, PayloadTooLarge
 from server.models import HeartbeatCreate, IngestRequest, IngestResult
 from server.repository import keys as keys_repo
+from server.services import chain_health
 from server.services import ingest as ingest_service
 
 router = APIRouter(tags=["ingest"])
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        path = ""
-        for loc in err["loc"]:
-            path += f"[{loc}]" if isinstance(loc, int) else (f".{loc}" if path else str(loc))
-        parts.append(f"{path or 'body'}: {err['msg']}")
-    more = len(exc.errors()) - 5
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -56,7 +47,7 @@ async def ingest(
     try:
         batch = IngestRequest.model_validate_json(raw)
     except ValidationError as exc:
-        raise InvalidRequest(f"invalid batch: {describe_validation_error(exc)}") from exc
+        raise InvalidRequest(f"invalid batch: {describe_errors(exc.errors())}") from exc
     result, events = await ingest_service.ingest(
         pool, batch, idempotency_key, settings.max_batch_samples, settings.max_future_skew_s,
         scope=principal.scope if principal.role == "agent" else None,
@@ -70,10 +61,20 @@ async def ingest(
 
 
 @router.post("/agents/heartbeat", status_code=204)
-async def heartbeat(body: HeartbeatCreate, pool: Pool, principal: AgentKey) -> None:
-    """Record an agent's health: buffer depth, dropped samples and the state of each source."""
-    async with pool.acquire() as conn:
+async def heartbeat(
+    body: HeartbeatCreate, pool: Pool, hub: LiveHub, worker: Worker, principal: AgentKey
+) -> None:
+    """Record an agent's health: buffer depth, dropped samples and the state of each source.
+
+    A source in any state but `connected` opens a source-down alarm; recovery closes it.
+    """
+    async with pool.acquire() as conn, conn.transaction():
         await keys_repo.upsert_agent(
             conn, body.agent, body.version, body.buffer_depth, body.dropped,
             json.dumps([s.model_dump() for s in body.sources]),
         )
+        events = await chain_health.on_heartbeat(conn, body)
+    for event in events:
+        hub.publish(event)
+    if events:
+        worker.notify()
