@@ -138,6 +138,7 @@ class ChartPublic(BaseModel):
     characteristic: CharacteristicPublic
     points: list[ChartPoint]
     limits: list[LimitsPublic]
+    downsampled: bool = False
 
 
 # --- alarms ------------------------------------------------------------------------------------

@@ -79,6 +79,65 @@ async def chart_range(
     )
 
 
+async def span(
+    conn: asyncpg.Connection, characteristic_id: int, start: datetime | None,
+    end: datetime | None,
+) -> asyncpg.Record:
+    """Number of points and first/last timestamps in [start, end)."""
+    return await conn.fetchrow(
+        """SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM measurements
+           WHERE characteristic_id = $1
+             AND ($2::timestamptz IS NULL OR ts >= $2)
+             AND ($3::timestamptz IS NULL OR ts < $3)""",
+        characteristic_id, start, end,
+    )
+
+
+async def downsampled(
+    conn: asyncpg.Connection, characteristic_id: int, start: datetime, end: datetime,
+    buckets: int,
+) -> list[asyncpg.Record]:
+    """The lowest and highest good point of each of `buckets` equal time buckets in
+    [start, end], plus every point that completed a rule violation and every bad point, so
+    that a zoomed-out chart still shows the extremes and every signal."""
+    return await conn.fetch(
+        """WITH pts AS (
+               SELECT ts, value, quality,
+                      floor(extract(epoch FROM ts - $2) / $4)::bigint AS bucket
+               FROM measurements
+               WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3)
+           SELECT ts, value, quality FROM (
+               (SELECT DISTINCT ON (bucket) ts, value, quality FROM pts WHERE quality < 2
+                ORDER BY bucket, value, ts)
+               UNION
+               (SELECT DISTINCT ON (bucket) ts, value, quality FROM pts WHERE quality < 2
+                ORDER BY bucket, value DESC, ts)
+               UNION
+               (SELECT DISTINCT ON (bucket) ts, value, quality FROM pts WHERE quality = 2
+                ORDER BY bucket, ts)
+               UNION
+               (SELECT p.ts, p.value, p.quality FROM pts p
+                JOIN violations v ON v.characteristic_id = $1 AND v.ts = p.ts)
+           ) kept ORDER BY ts""",
+        characteristic_id, start, end,
+        max((end - start).total_seconds() / buckets, 1e-6),
+    )
+
+
+async def export_rows(
+    conn: asyncpg.Connection, characteristic_id: int, start: datetime | None,
+    end: datetime | None,
+):
+    return conn.cursor(
+        """SELECT ts, value, quality, part_id, received_at FROM measurements
+           WHERE characteristic_id = $1
+             AND ($2::timestamptz IS NULL OR ts >= $2)
+             AND ($3::timestamptz IS NULL OR ts < $3)
+           ORDER BY ts""",
+        characteristic_id, start, end, prefetch=5000,
+    )
+
+
 async def count(conn: asyncpg.Connection, characteristic_id: int) -> int:
     return await conn.fetchval(
         "SELECT count(*) FROM measurements WHERE characteristic_id = $1", characteristic_id
