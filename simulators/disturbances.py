@@ -100,7 +100,9 @@ def combine(
             case DisturbanceKind.TREND:
                 effect.offset += m * (k + 1)
             case DisturbanceKind.CYCLE:
-                effect.offset += m * math.sin(2 * math.pi * k / spec.period)
+                # Half-sample phase: a period of 2 samples alternates (+m, -m) rather than
+                # sampling the sine at its zeros.
+                effect.offset += m * math.sin(2 * math.pi * (k + 0.5) / spec.period)
             case DisturbanceKind.MIXTURE:
                 effect.offset += m if k % 2 == 0 else -m
             case DisturbanceKind.VARIANCE | DisturbanceKind.STRATIFICATION:

@@ -1,7 +1,7 @@
 """The line as an OPC UA server: Objects/<Line>/<Machine>/<Variable>, ns=2;s=<Line>.<Machine>.<Var>.
 
 Each variable is a Double with EngineeringUnits and EURange properties; every sample is written
-with its source timestamp, and with status BadSensorFailure (value NaN) while the sensor has
+with its source timestamp, and with status BadSensorFailure and a null value while the sensor has
 dropped out. A device disconnect stops the server; a reconnect builds it again on the same port.
 """
 
@@ -149,7 +149,8 @@ class OpcUaLine:
             s = p.sample
             good = s.quality == "good" and s.value is not None
             dv = ua.DataValue(
-                ua.Variant(s.value if good else math.nan, ua.VariantType.Double),
+                # A bad sample has no value (null), never a stale or made-up one.
+                ua.Variant(s.value, ua.VariantType.Double) if good else ua.Variant(),
                 StatusCode=ua.StatusCode(
                     ua.StatusCodes.Good if good else ua.StatusCodes.BadSensorFailure
                 ),

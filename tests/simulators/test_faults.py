@@ -1,0 +1,132 @@
+"""Equipment failures as a client sees them: sensor dropout, stuck value, device disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import struct
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from asyncua import Client, ua
+from pymodbus.client import AsyncModbusTcpClient
+
+from tests.fixtures.simulators import RunningSimulator, port_answers
+
+
+def until(probe, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+async def modbus_status(port: int) -> tuple[list[float], list[bool], list[bool]]:
+    """(float32 ABCD values, discrete inputs 0-2 "good", coils 0-2 "fault") of unit 1."""
+    client = AsyncModbusTcpClient("127.0.0.1", port=port)
+    await client.connect()
+    try:
+        regs = (await client.read_holding_registers(0, count=6, device_id=1)).registers
+        good = (await client.read_discrete_inputs(0, count=3, device_id=1)).bits[:3]
+        fault = (await client.read_coils(0, count=3, device_id=1)).bits[:3]
+    finally:
+        client.close()
+    values = [struct.unpack(">f", struct.pack(">HH", *regs[i : i + 2]))[0] for i in (0, 2, 4)]
+    return values, good, fault
+
+
+async def opcua_values(endpoint: str) -> list[ua.DataValue]:
+    async with Client(endpoint, timeout=10) as client:
+        nodes = [client.get_node(f"ns=2;s=Line1.CNC1.{n}")
+                 for n in ("bore_diameter", "surface_roughness", "spindle_temp")]
+        return await client.read_attributes(nodes, ua.AttributeIds.Value)
+
+
+def active(sim: RunningSimulator) -> bool:
+    return all(d["state"] == "active" and d["samples_affected"] >= 1
+               for d in sim.state()["disturbances"])
+
+
+async def test_sensor_dropout_is_bad_quality_on_both_protocols(simulator: RunningSimulator):
+    simulator.inject("surface_roughness", "dropout")
+    until(lambda: active(simulator))
+    dvs = await opcua_values(simulator.opcua_endpoint)
+    assert dvs[1].StatusCode.value == ua.StatusCodes.BadSensorFailure
+    assert dvs[1].Value.Value is None
+    assert dvs[0].StatusCode.is_good() and dvs[2].StatusCode.is_good()
+    values, good, fault = await modbus_status(simulator.modbus_port)
+    assert math.isnan(values[1]) and not math.isnan(values[0])
+    assert good == [True, False, True]
+    assert fault == [False, True, False]
+    assert simulator.value("surface_roughness")["quality"] == "bad"
+    simulator.clear()
+    until(lambda: simulator.value("surface_roughness")["quality"] == "good")
+    values, good, fault = await modbus_status(simulator.modbus_port)
+    assert not math.isnan(values[1]) and good == [True] * 3 and fault == [False] * 3
+
+
+async def test_stuck_sensor_serves_a_frozen_good_value(simulator: RunningSimulator):
+    simulator.inject("spindle_temp", "stuck")
+    until(lambda: active(simulator))
+    first = await opcua_values(simulator.opcua_endpoint)
+    index = simulator.value("spindle_temp")["index"]
+    until(lambda: simulator.value("spindle_temp")["index"] >= index + 3)
+    later = await opcua_values(simulator.opcua_endpoint)
+    assert later[2].Value.Value == first[2].Value.Value and later[2].StatusCode.is_good()
+    assert later[2].SourceTimestamp > first[2].SourceTimestamp  # still sampled, just frozen
+    assert later[0].Value.Value != first[0].Value.Value
+
+
+async def test_device_disconnect_and_reconnect(simulator: RunningSimulator):
+    # A client connected before the disconnect is dropped.
+    client = AsyncModbusTcpClient("127.0.0.1", port=simulator.modbus_port, retries=0, timeout=1)
+    await client.connect()
+    assert not (await client.read_holding_registers(0, count=2, device_id=1)).isError()
+    simulator.inject(None, "disconnect", machine=None)
+    until(lambda: not simulator.state()["connected"])
+    until(lambda: not port_answers(simulator.modbus_port) and not port_answers(
+        simulator.opcua_port))
+    with pytest.raises(Exception):  # noqa: B017 - the connection is gone, whatever pymodbus calls it
+        await client.read_holding_registers(0, count=2, device_id=1)
+    client.close()
+    with pytest.raises((OSError, asyncio.TimeoutError)):
+        async with Client(simulator.opcua_endpoint, timeout=2):
+            pass
+    with socket.socket() as s:  # refused, not hanging: the port is closed like a powered-off PLC
+        s.settimeout(2)
+        assert s.connect_ex(("127.0.0.1", simulator.modbus_port)) != 0
+    # The process keeps sampling while the device is off.
+    index = simulator.value("bore_diameter")["index"]
+    until(lambda: simulator.value("bore_diameter")["index"] > index)
+    simulator.clear()
+    until(lambda: port_answers(simulator.modbus_port) and port_answers(simulator.opcua_port))
+    values, good, _ = await modbus_status(simulator.modbus_port)
+    assert abs(values[0] - 25.0) < 0.05 and good == [True] * 3
+    dvs = await opcua_values(simulator.opcua_endpoint)
+    assert all(dv.StatusCode.is_good() for dv in dvs)
+
+
+async def test_timed_disconnect_reconnects_by_itself(simulator: RunningSimulator):
+    simulator.inject(None, "disconnect", machine=None, for_seconds=1.5)
+    until(lambda: not simulator.state()["connected"])
+    until(lambda: simulator.state()["connected"], timeout=10)
+    until(lambda: port_answers(simulator.modbus_port) and port_answers(simulator.opcua_port))
+    (d,) = simulator.state()["disturbances"]
+    assert d["state"] == "finished"
+
+
+def test_virtual_clock_runs_process_time_faster(simulator_factory):
+    sim = simulator_factory(rate=2.0, extra_args=["--speed", "30"])
+    first = sim.state()
+    until(lambda: sim.state()["process_time"] > first["process_time"] + 30, timeout=20)
+    later = sim.state()
+    # 2 samples per process second, whatever the real time it took.
+    bore = later["machines"][0]["variables"]["bore_diameter"]
+    assert bore["index"] == pytest.approx(2 * later["process_time"], abs=2)
+    # Timestamps are virtual: 2026-01-01 plus the sample's process time.
+    ts = datetime.fromisoformat(bore["ts"])
+    assert ts == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=(bore["index"] - 1) / 2)
