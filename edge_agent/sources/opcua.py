@@ -1,0 +1,387 @@
+"""OPC UA source: polling (one Read request for all nodes) or subscription (monitored items).
+
+Every connect builds a fresh client and resolves node ids again (a `nsu=<namespace uri>;...` id
+is looked up in the server's namespace array each time), and a subscription is created anew, so
+a restarted server with a reordered namespace array or lost subscriptions is followed without a
+restart of the agent. The status code of each value travels as its quality; a Bad value is
+reported as `bad` with no value, never as the last good one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from asyncua import Client, Node, ua
+from asyncua.crypto import security_policies
+from asyncua.ua.uaerrors import UaError
+from pydantic import Field, SecretStr, model_validator
+
+from edge_agent.sources.base import (
+    Quality,
+    Sample,
+    Source,
+    SourceConfig,
+    SourceError,
+    StrictModel,
+    register,
+)
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the link or the server is in trouble", as opposed to bugs.
+LINK_ERRORS = (OSError, TimeoutError, UaError, ConnectionError, asyncio.IncompleteReadError)
+
+
+class OpcuaTag(StrictModel):
+    node_id: str = Field(min_length=3, description="e.g. ns=2;s=Line1.CNC1.bore_diameter or "
+                         "nsu=urn:vendor:plc;s=Line1.CNC1.bore_diameter")
+    characteristic: str = Field(min_length=1)
+    unit: str = ""
+    deadband: float | None = Field(None, ge=0, description="absolute deadband (subscriptions)")
+
+
+class OpcuaSecurity(StrictModel):
+    policy: Literal["None", "Basic256Sha256"] = "None"
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = Field(None, description="client certificate (DER or PEM)")
+    private_key: Path | None = Field(None, description="client private key (PEM)")
+    private_key_password: SecretStr | None = None
+    server_certificate: Path | None = Field(
+        None, description="trusted server certificate; without it the endpoint's is used")
+    trusted_server_certs: list[Path] = Field(
+        default_factory=list,
+        description="the server's certificate must be one of these (empty: any)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpcuaSecurity:
+        if (self.policy == "None") != (self.mode == "None"):
+            raise ValueError("policy None goes with mode None; Basic256Sha256 needs mode "
+                             "Sign or SignAndEncrypt")
+        if self.policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError(f"policy {self.policy} needs certificate and private_key paths")
+        return self
+
+
+class OpcuaTrigger(StrictModel):
+    """Triggered sampling: when `node_id` changes, read `tags` once, tagged with the part id."""
+
+    node_id: str = Field(min_length=3, description="trigger, e.g. a part-complete counter")
+    part_id_node: str | None = Field(
+        None, description="node holding the part id; default: the trigger's own value")
+    tags: list[OpcuaTag] = Field(min_length=1)
+
+
+class OpcuaConfig(SourceConfig):
+    kind: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port/path")
+    mode: Literal["poll", "subscribe"] = "poll"
+    username: str | None = None
+    password: SecretStr | None = None
+    security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
+    sampling_interval_ms: float | None = Field(
+        None, ge=0, description="subscriptions: server sampling interval; default interval_s")
+    queue_size: int = Field(10, ge=0, description="subscriptions: server-side queue per item")
+    skip_unchanged: bool = Field(
+        True, description="polling: skip a value whose source timestamp has not changed since "
+        "the last poll, so one measurement is one sample")
+    tags: list[OpcuaTag] = Field(default_factory=list)
+    triggers: list[OpcuaTrigger] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> OpcuaConfig:
+        if not self.tags and not self.triggers:
+            raise ValueError("an opcua source needs tags, triggers or both")
+        if self.password is not None and self.username is None:
+            raise ValueError("password given without username")
+        return self
+
+
+def quality_of(status: ua.StatusCode | None) -> Quality:
+    if status is None or status.is_good():
+        return "good"
+    return "uncertain" if status.is_uncertain() else "bad"
+
+
+def sample_from(characteristic: str, dv: ua.DataValue, part_id: str | None = None) -> Sample:
+    quality = quality_of(dv.StatusCode)
+    ts = dv.SourceTimestamp or dv.ServerTimestamp or datetime.now(UTC)
+    if ts.tzinfo is None:  # asyncua returns naive UTC datetimes
+        ts = ts.replace(tzinfo=UTC)
+    value = dv.Value.Value if dv.Value is not None else None
+    return Sample.of(characteristic, value, quality, ts, part_id)
+
+
+class _Collector:
+    """Subscription callback handler: queues samples for `read()` to hand out."""
+
+    def __init__(self, source: OpcuaSource) -> None:
+        self.source = source
+
+    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
+        self.source._on_change(node, data.monitored_item.Value)
+
+    def status_change_notification(self, status: Any) -> None:
+        self.source._lost = f"subscription status {status}"
+
+
+@register
+class OpcuaSource(Source):
+    kind = "opcua"
+    config_model = OpcuaConfig
+    config: OpcuaConfig
+
+    def __init__(self, config: OpcuaConfig) -> None:
+        super().__init__(config)
+        self.self_paced = config.mode == "subscribe" or bool(config.triggers)
+        self._client: Client | None = None
+        self._nodes: list[Node] = []
+        self._by_nodeid: dict[ua.NodeId, str] = {}
+        self._last_source_ts: dict[int, datetime | None] = {}
+        self._pending: list[Sample] = []
+        self._arrived = asyncio.Event()
+        self._lost: str | None = None
+        self._triggers: list[tuple[Node, Node | None, list[Node], OpcuaTrigger]] = []
+        self._trigger_seen: dict[ua.NodeId, bool] = {}
+        self._trigger_tasks: set[asyncio.Task[None]] = set()
+
+    async def _resolve(self, client: Client, node_id: str) -> Node:
+        """Turn a configured node id into a Node for this connection."""
+        text = node_id.strip()
+        if text.startswith("nsu="):
+            uri, _, rest = text[4:].partition(";")
+            try:
+                index = await client.get_namespace_index(uri)
+            except ValueError as exc:
+                raise SourceError(f"namespace {uri!r} not on the server") from exc
+            text = f"ns={index};{rest}"
+        try:
+            return client.get_node(ua.NodeId.from_string(text))
+        except (ValueError, UaError) as exc:
+            raise SourceError(f"invalid node id {node_id!r}: {exc}") from exc
+
+    async def _make_client(self) -> Client:
+        cfg = self.config
+        client = Client(cfg.endpoint, timeout=cfg.timeout_s, auto_reconnect=False)
+        client.name = client.description = f"shopfloor-spc edge agent ({cfg.name})"
+        if cfg.username:
+            client.set_user(cfg.username)
+            if cfg.password is not None:
+                client.set_password(cfg.password.get_secret_value())
+        sec = cfg.security
+        if sec.policy != "None":
+            await self._apply_security(client, sec)
+        return client
+
+    async def _apply_security(self, client: Client, sec: OpcuaSecurity) -> None:
+        from asyncua.crypto import uacrypto  # only needed with security on
+
+        cert = await uacrypto.load_certificate(str(sec.certificate))
+        # The application URI must match the certificate's, or the server rejects the session.
+        uris = _certificate_uris(cert)
+        if uris:
+            client.application_uri = uris[0]
+        password = (sec.private_key_password.get_secret_value()
+                    if sec.private_key_password else None)
+        mode = getattr(ua.MessageSecurityMode, sec.mode)
+        await client.set_security(
+            security_policies.SecurityPolicyBasic256Sha256, str(sec.certificate),
+            str(sec.private_key), private_key_password=password,
+            server_certificate=str(sec.server_certificate) if sec.server_certificate else None,
+            mode=mode)
+        if sec.trusted_server_certs:
+            trusted = [await uacrypto.load_certificate(str(p)) for p in sec.trusted_server_certs]
+            server_cert = client.security_policy.peer_certificate
+            der = server_cert if isinstance(server_cert, bytes) else None
+            if der is not None and not any(
+                    t.public_bytes(_der()) == der for t in trusted):
+                raise SourceError("server certificate is not in trusted_server_certs")
+
+    async def connect(self) -> None:
+        cfg = self.config
+        self._lost = None
+        client = await self._make_client()
+        self._client = client
+        try:
+            await asyncio.wait_for(client.connect(), cfg.timeout_s * 2)
+            self._nodes = [await self._resolve(client, t.node_id) for t in cfg.tags]
+            self._by_nodeid = {n.nodeid: t.characteristic for n, t in zip(self._nodes, cfg.tags,
+                                                                           strict=True)}
+            self._last_source_ts = {}
+            self._pending = []
+            if cfg.mode == "subscribe" and cfg.tags:
+                await self._subscribe(client)
+            if cfg.triggers:
+                await self._subscribe_triggers(client)
+        except SourceError:
+            await self.close()
+            raise
+        except LINK_ERRORS as exc:
+            await self.close()
+            raise SourceError(f"cannot connect to {cfg.endpoint}: {_describe(exc)}") from exc
+
+    async def _subscribe(self, client: Client) -> None:
+        cfg = self.config
+        interval = cfg.sampling_interval_ms if cfg.sampling_interval_ms is not None \
+            else cfg.interval_s * 1000
+        sub = await client.create_subscription(interval, _Collector(self))
+        plain = [n for n, t in zip(self._nodes, cfg.tags, strict=True) if not t.deadband]
+        results: list[Any] = []
+        if plain:
+            results += await sub.subscribe_data_change(
+                plain, queuesize=cfg.queue_size, sampling_interval=interval)
+        for node, tag in zip(self._nodes, cfg.tags, strict=True):
+            if tag.deadband:
+                results.append(await sub.deadband_monitor(node, tag.deadband,
+                                                          queuesize=cfg.queue_size))
+        failed = [r for r in results if isinstance(r, ua.StatusCode)]
+        if failed:
+            log.warning("%s: %d of %d monitored items refused, first: %s", cfg.name,
+                        len(failed), len(results), failed[0])
+
+    async def _subscribe_triggers(self, client: Client) -> None:
+        self._triggers = []
+        self._trigger_seen = {}
+        sub = await client.create_subscription(self.config.interval_s * 1000,
+                                               _TriggerWatcher(self))
+        for trig in self.config.triggers:
+            trigger = await self._resolve(client, trig.node_id)
+            part = await self._resolve(client, trig.part_id_node) if trig.part_id_node else None
+            group = [await self._resolve(client, t.node_id) for t in trig.tags]
+            self._triggers.append((trigger, part, group, trig))
+            await sub.subscribe_data_change(trigger, queuesize=self.config.queue_size)
+
+    def _on_change(self, node: Node, dv: ua.DataValue) -> None:
+        characteristic = self._by_nodeid.get(node.nodeid)
+        if characteristic is None:
+            return
+        self._pending.append(sample_from(characteristic, dv))
+        self._arrived.set()
+
+    def _on_trigger(self, node: Node, dv: ua.DataValue) -> None:
+        # The first notification after subscribing reports the current value, not a change.
+        if not self._trigger_seen.get(node.nodeid):
+            self._trigger_seen[node.nodeid] = True
+            return
+        for trigger, part, group, trig in self._triggers:
+            if trigger.nodeid == node.nodeid:
+                task = asyncio.create_task(self._read_group(trigger, dv, part, group, trig))
+                self._trigger_tasks.add(task)
+                task.add_done_callback(self._trigger_tasks.discard)
+
+    async def _read_group(self, trigger: Node, dv: ua.DataValue, part: Node | None,
+                          group: list[Node], trig: OpcuaTrigger) -> None:
+        client = self._client
+        if client is None:
+            return
+        try:
+            nodes = [*group, part] if part is not None else group
+            values = await client.read_attributes(nodes)
+        except LINK_ERRORS as exc:
+            self._lost = f"triggered read failed: {_describe(exc)}"
+            self._arrived.set()
+            return
+        part_dv = values[-1] if part is not None else dv
+        part_value = part_dv.Value.Value if part_dv.Value is not None else None
+        part_id = None if part_value is None else str(part_value)
+        for tag, value in zip(trig.tags, values, strict=False):
+            self._pending.append(sample_from(tag.characteristic, value, part_id))
+        self._arrived.set()
+
+    async def read(self) -> list[Sample]:
+        client = self._client
+        if client is None:
+            raise SourceError("not connected")
+        if self.self_paced:
+            return await self._drain(client)
+        return await self._poll(client)
+
+    async def _poll(self, client: Client) -> list[Sample]:
+        try:
+            values = await client.read_attributes(self._nodes)
+        except LINK_ERRORS as exc:
+            raise SourceError(f"read failed: {_describe(exc)}") from exc
+        samples = []
+        for i, (tag, dv) in enumerate(zip(self.config.tags, values, strict=True)):
+            if self.config.skip_unchanged and dv.SourceTimestamp is not None:
+                if self._last_source_ts.get(i) == dv.SourceTimestamp:
+                    continue
+                self._last_source_ts[i] = dv.SourceTimestamp
+            samples.append(sample_from(tag.characteristic, dv))
+        samples.extend(self._take_pending())
+        return samples
+
+    async def _drain(self, client: Client) -> list[Sample]:
+        # Wake at least once a second to notice a lost connection even when nothing changes.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived.wait(), min(1.0, self.config.interval_s * 2))
+        self._arrived.clear()
+        from asyncua.client.ua_client import UaClientState
+
+        if self._lost is None and client.uaclient.state is not UaClientState.CONNECTED:
+            self._lost = "connection to the server lost"
+        if self._lost is not None:
+            pending = self._take_pending()
+            if pending:  # hand out what arrived before the loss; the next read raises
+                return pending
+            raise SourceError(self._lost)
+        if self.config.mode == "poll" and self.config.tags:
+            return await self._poll(client)
+        return self._take_pending()
+
+    def _take_pending(self) -> list[Sample]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        for task in list(self._trigger_tasks):
+            task.cancel()
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.disconnect(), 2)
+            except Exception:  # the server may already be gone; nothing left to release
+                with contextlib.suppress(Exception):
+                    client.disconnect_socket()
+
+    def tag_rows(self) -> list[tuple[str, str, str]]:
+        rows = [(t.node_id, t.characteristic, t.unit) for t in self.config.tags]
+        for trig in self.config.triggers:
+            rows += [(f"{t.node_id} (on {trig.node_id})", t.characteristic, t.unit)
+                     for t in trig.tags]
+        return rows
+
+
+class _TriggerWatcher:
+    def __init__(self, source: OpcuaSource) -> None:
+        self.source = source
+
+    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
+        self.source._on_trigger(node, data.monitored_item.Value)
+
+    def status_change_notification(self, status: Any) -> None:
+        self.source._lost = f"trigger subscription status {status}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
+
+
+def _certificate_uris(cert: Any) -> list[str]:
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.value.get_values_for_type(x509.UniformResourceIdentifier))

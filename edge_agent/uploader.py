@@ -1,0 +1,206 @@
+"""Sends buffered samples to the server in batches, per the ingest contract.
+
+- 2xx: the batch is acknowledged and deleted from the buffer.
+- 408, 429, 5xx, connection errors, timeouts: transient; the same batch (same Idempotency-Key) is
+  retried with exponential backoff and full jitter, or after `Retry-After` when the server says.
+- 401/403: the agent's key is wrong, which no batch can fix; kept and retried slowly, logged once.
+- any other 4xx: permanent rejection of this batch; it is quarantined (kept, counted, logged once)
+  and the uploader goes on with the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import gzip
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from edge_agent.buffer import Batch, Buffer, sample_to_json
+from edge_agent.config import AgentConfig
+
+log = logging.getLogger(__name__)
+
+INGEST_PATH = "/api/v1/ingest"
+
+
+@dataclass
+class UploadStats:
+    batches_sent: int = 0
+    samples_sent: int = 0
+    batches_quarantined: int = 0
+    attempts_failed: int = 0
+    last_error: str | None = None
+    last_success: datetime | None = None
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def build_client(config: AgentConfig) -> httpx.AsyncClient:
+    server = config.server
+    verify: ssl.SSLContext | bool = True
+    if server.ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(server.ca_file))
+    headers = {"User-Agent": f"shopfloor-spc-edge-agent/{agent_version()}"}
+    if server.api_key is not None:
+        headers["Authorization"] = f"Bearer {server.api_key.get_secret_value()}"
+    return httpx.AsyncClient(base_url=str(server.url).rstrip("/"), headers=headers,
+                             verify=verify, timeout=server.timeout_s)
+
+
+def agent_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shopfloor-spc")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Parse Retry-After (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog's recommendation)."""
+
+    def __init__(self, initial: float, maximum: float,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.initial, self.maximum, self._rng = initial, maximum, rng
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * (2 ** self.failures))
+        self.failures += 1
+        return self.initial / 2 + self._rng() * (ceiling - self.initial / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Uploader:
+    def __init__(self, config: AgentConfig, buffer: Buffer,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self.buffer = buffer
+        self.client = client or build_client(config)
+        self.stats = UploadStats()
+        self.wakeup = asyncio.Event()
+        self._backoff = Backoff(config.upload.backoff_initial_s, config.upload.backoff_max_s)
+        self._failing = False
+
+    def notify(self) -> None:
+        """Called after samples are appended; wakes the uploader early when a batch is full."""
+        if self.buffer.depth >= self.config.upload.batch_size:
+            self.wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self.config.upload.interval_s
+        while not stop.is_set():
+            retry_in = await self.drain(stop)
+            self.wakeup.clear()
+            if retry_in is None:
+                await _wait_any(stop, self.wakeup, interval)
+            else:  # backing off: a full buffer must not cut the pause short
+                await _wait_any(stop, None, retry_in)
+
+    async def drain(self, stop: asyncio.Event | None = None) -> float | None:
+        """Send batches until the buffer is empty or a send fails.
+
+        Returns the delay before the next attempt after a failure, else None.
+        """
+        size = self.config.upload.batch_size
+        while stop is None or not stop.is_set():
+            batch = self.buffer.next_batch(size)
+            if batch is None:
+                return None
+            delay = await self.send(batch)
+            if delay is not None:
+                return delay
+        return None
+
+    async def send(self, batch: Batch) -> float | None:
+        """One attempt at one batch. Returns None when done with it, else a retry delay."""
+        body = json.dumps({"agent": self.config.agent.name,
+                           "samples": [sample_to_json(s) for s in batch.samples]},
+                          separators=(",", ":")).encode()
+        headers = {"Idempotency-Key": batch.key, "Content-Type": "application/json"}
+        if self.config.upload.gzip:
+            body = gzip.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        try:
+            response = await self.client.post(INGEST_PATH, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return self._transient(f"{type(exc).__name__}: {exc}" if str(exc)
+                                   else type(exc).__name__, None)
+        status = response.status_code
+        self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+        if 200 <= status < 300:
+            self.buffer.ack(batch.key)
+            self.stats.batches_sent += 1
+            self.stats.samples_sent += len(batch.samples)
+            self.stats.last_success = datetime.now(UTC)
+            if self._failing:
+                log.info("upload recovered: server accepted batch %s (%d samples, %d buffered)",
+                         batch.key, len(batch.samples), self.buffer.depth)
+            self._failing = False
+            self._backoff.reset()
+            return None
+        reason = f"HTTP {status}: {_snippet(response)}"
+        if status in (408, 429) or status >= 500:
+            return self._transient(reason, retry_after_seconds(response.headers.get("Retry-After")))
+        if status in (401, 403):
+            self._transient(f"{reason} (check server.api_key)", None)
+            return self.config.upload.backoff_max_s
+        n = self.buffer.quarantine(batch.key, reason)
+        self.stats.batches_quarantined += 1
+        log.error("server rejected batch %s permanently (%s); %d samples moved to quarantine",
+                  batch.key, reason, n)
+        return None
+
+    def _transient(self, reason: str, retry_after: float | None) -> float:
+        self.stats.attempts_failed += 1
+        self.stats.last_error = reason
+        if not self._failing:
+            log.warning("upload failing, samples stay buffered and are retried: %s", reason)
+            self._failing = True
+        delay = self._backoff.next_delay()
+        if retry_after is not None:
+            delay = min(retry_after, 3600.0)
+        return delay
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:300] or response.reason_phrase
+
+
+async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event | None, timeout: float) -> None:
+    tasks = [asyncio.ensure_future(stop.wait())]
+    if wakeup is not None:
+        tasks.append(asyncio.ensure_future(wakeup.wait()))
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

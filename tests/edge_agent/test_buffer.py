@@ -1,0 +1,137 @@
+"""The buffer contract, one test class run against every implementation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from edge_agent.buffer import Buffer, MemoryBuffer, SqliteBuffer
+from edge_agent.sources.base import Sample
+
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
+def samples(n: int, start: int = 0, name: str = "bore_diameter") -> list[Sample]:
+    return [Sample(name, T0 + timedelta(milliseconds=i), float(i), "good", None)
+            for i in range(start, start + n)]
+
+
+def values(batch_samples: list[Sample]) -> list[float | None]:
+    return [s.value for s in batch_samples]
+
+
+class BufferContract:
+    """Every buffer implementation must pass these; subclasses say how to make one."""
+
+    def make(self, tmp_path: Path, max_samples: int = 1000) -> Buffer:
+        raise NotImplementedError
+
+    def test_empty_buffer_has_no_batch(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        assert buf.next_batch(10) is None
+        assert buf.depth == 0 and buf.dropped == 0
+
+    def test_batches_come_out_oldest_first_and_complete(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.append(samples(25))
+        seen: list[float | None] = []
+        while (batch := buf.next_batch(10)) is not None:
+            assert len(batch.samples) <= 10
+            seen += values(batch.samples)
+            assert buf.ack(batch.key) == len(batch.samples)
+        assert seen == [float(i) for i in range(25)]
+        assert buf.depth == 0
+
+    def test_sample_fields_round_trip(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        original = [Sample("a", T0 + timedelta(microseconds=123456), 1.5, "uncertain", "P-7"),
+                    Sample("b", T0, None, "bad", None)]
+        buf.append(original)
+        batch = buf.next_batch(10)
+        assert batch is not None and batch.samples == original
+
+    def test_unacknowledged_batch_is_offered_again_with_the_same_key(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.append(samples(5))
+        first = buf.next_batch(3)
+        buf.append(samples(5, start=5))
+        again = buf.next_batch(3)
+        assert first is not None and again is not None
+        assert again.key == first.key and again.samples == first.samples
+
+    def test_ack_deletes_exactly_that_batch(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.append(samples(10))
+        batch = buf.next_batch(4)
+        assert batch is not None
+        assert buf.ack(batch.key) == 4
+        assert buf.depth == 6
+        assert buf.ack(batch.key) == 0  # a second ack of the same key deletes nothing
+        rest = buf.next_batch(100)
+        assert rest is not None and values(rest.samples) == [float(i) for i in range(4, 10)]
+
+    def test_bound_drops_oldest_and_counts_them(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path, max_samples=10)
+        buf.append(samples(8))
+        buf.append(samples(5, start=8))
+        assert buf.depth == 10 and buf.dropped == 3
+        batch = buf.next_batch(100)
+        assert batch is not None and values(batch.samples) == [float(i) for i in range(3, 13)]
+
+    def test_bound_keeps_the_batch_in_flight_whole(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path, max_samples=10)
+        buf.append(samples(10))
+        in_flight = buf.next_batch(4)
+        assert in_flight is not None
+        buf.append(samples(3, start=10))
+        assert buf.dropped == 3 and buf.depth == 10
+        again = buf.next_batch(4)
+        assert again is not None and again.samples == in_flight.samples
+        buf.ack(in_flight.key)
+        rest = buf.next_batch(100)
+        assert rest is not None and values(rest.samples) == [7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
+
+    def test_quarantine_removes_the_batch_and_counts_it(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.append(samples(6))
+        batch = buf.next_batch(4)
+        assert batch is not None
+        assert buf.quarantine(batch.key, "HTTP 400: unknown characteristic") == 4
+        assert buf.quarantined == 4 and buf.depth == 2
+        nxt = buf.next_batch(10)
+        assert nxt is not None and nxt.key != batch.key and values(nxt.samples) == [4.0, 5.0]
+
+class TestMemoryBuffer(BufferContract):
+    def make(self, tmp_path: Path, max_samples: int = 1000) -> Buffer:
+        return MemoryBuffer(max_samples)
+
+
+class TestSqliteBuffer(BufferContract):
+    def make(self, tmp_path: Path, max_samples: int = 1000) -> Buffer:
+        return SqliteBuffer(tmp_path / "buffer.sqlite", max_samples)
+
+    def reopen(self, buffer: Buffer, tmp_path: Path, max_samples: int = 1000) -> Buffer:
+        buffer.close()
+        return SqliteBuffer(tmp_path / "buffer.sqlite", max_samples)
+
+    def test_survives_reopen(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path, max_samples=10)
+        buf.append(samples(12))
+        pending = buf.next_batch(4)
+        assert pending is not None
+        buf2 = self.reopen(buf, tmp_path, max_samples=10)
+        assert buf2.depth == 10 and buf2.dropped == 2
+        again = buf2.next_batch(4)
+        assert again is not None and again.key == pending.key and again.samples == pending.samples
+        buf2.ack(again.key)
+        rest = buf2.next_batch(100)
+        assert rest is not None and values(rest.samples) == [float(i) for i in range(6, 12)]
+
+    def test_uses_wal(self, tmp_path: Path) -> None:
+        import sqlite3
+
+        buf = self.make(tmp_path)
+        buf.append(samples(1))
+        mode = sqlite3.connect(tmp_path / "buffer.sqlite").execute("PRAGMA journal_mode"
+                                                                   ).fetchone()[0]
+        assert mode == "wal"
