@@ -5,6 +5,7 @@ package shares them. Add one line per fixture module.
 """
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.agents",
     "tests.fixtures.browser",
     "tests.fixtures.db",
     "tests.fixtures.ingest_receiver",
