@@ -27,7 +27,8 @@ class Agent:
         self.heartbeat = Heartbeat(
             self.uploader.client, config.heartbeat.interval_s,
             lambda: heartbeat_body(config.agent.name, self.version, self.buffer,
-                                   [r.status for r in self.runners]))
+                                   [r.status for r in self.runners]),
+            settled=lambda: all(r.status.state != "connecting" for r in self.runners))
         self.stop = asyncio.Event()
 
     def _store(self, samples: Sequence[Sample]) -> None:

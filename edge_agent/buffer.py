@@ -54,6 +54,12 @@ class Buffer(ABC):
     def quarantine(self, key: str, reason: str) -> int:
         """Move batch `key` out of the send queue into quarantine; returns how many samples."""
 
+    @abstractmethod
+    def release(self, key: str, quarantine: Sequence[int] = (), reason: str = "") -> int:
+        """Dissolve batch `key`: the samples at positions `quarantine` go to quarantine, the
+        others back to the queue (in their order) to be sent in a new batch. Returns how many
+        samples went back to the queue."""
+
     @property
     @abstractmethod
     def depth(self) -> int:
@@ -115,6 +121,16 @@ class MemoryBuffer(Buffer):
         if samples:
             self._quarantine[key] = (reason, samples)
         return len(samples)
+
+    def release(self, key: str, quarantine: Sequence[int] = (), reason: str = "") -> int:
+        samples = self._batches.pop(key, [])
+        bad = set(quarantine)
+        rejected = [s for i, s in enumerate(samples) if i in bad]
+        if rejected:
+            self._quarantine[f"{key}#rejected"] = (reason, rejected)
+        keep = [s for i, s in enumerate(samples) if i not in bad]
+        self._free.extendleft(reversed(keep))
+        return len(keep)
 
     @property
     def depth(self) -> int:
@@ -282,6 +298,35 @@ class SqliteBuffer(Buffer):
             self._db.execute("COMMIT")
             self._depth -= n
             return n
+
+    def release(self, key: str, quarantine: Sequence[int] = (), reason: str = "") -> int:
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM samples WHERE batch=? ORDER BY id", (key,)).fetchall()]
+            bad = [ids[i] for i in sorted(set(quarantine)) if 0 <= i < len(ids)]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if bad:
+                    marks = ",".join("?" * len(bad))
+                    rows = self._db.execute(
+                        "SELECT characteristic, ts_us, value, quality, part_id FROM samples "
+                        f"WHERE id IN ({marks}) ORDER BY id", bad).fetchall()
+                    payload = json.dumps([sample_to_json(Sample(c, _from_us(t), v, q, p))
+                                          for c, t, v, q, p in rows])
+                    self._db.execute("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
+                                     (f"{key}#rejected", reason, len(rows), payload,
+                                      datetime.now(UTC).isoformat()))
+                    self._db.execute(f"DELETE FROM samples WHERE id IN ({marks})", bad)
+                # Their ids are older than any unbatched sample, so they go out first again.
+                kept = self._db.execute("UPDATE samples SET batch=NULL WHERE batch=?",
+                                        (key,)).rowcount
+                self._db.execute("DELETE FROM batches WHERE key=?", (key,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth -= len(bad)
+            return kept
 
     @property
     def depth(self) -> int:

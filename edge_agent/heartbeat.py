@@ -24,15 +24,18 @@ def heartbeat_body(agent: str, version: str, buffer: Buffer,
         "version": version,
         "buffer_depth": buffer.depth,
         "dropped": buffer.dropped,
-        "sources": [{"name": s.name, "state": s.state, "last_error": s.last_error}
+        "sources": [{"name": s.name, "state": s.state,
+                     "last_error": None if s.last_error is None else s.last_error[:2000]}
                     for s in statuses],
     }
 
 
 class Heartbeat:
     def __init__(self, client: httpx.AsyncClient, interval_s: float,
-                 body: Callable[[], dict[str, object]]) -> None:
+                 body: Callable[[], dict[str, object]],
+                 settled: Callable[[], bool] = lambda: True) -> None:
         self.client = client
+        self.settled = settled
         self.interval_s = interval_s
         self.body = body
         self.sent = 0
@@ -54,7 +57,14 @@ class Heartbeat:
         self._failing = not ok
         return ok
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, settle_s: float = 5.0) -> None:
+        # The first beat waits (briefly) for every source's first connect attempt, so a normal
+        # start does not report sources as down to the server.
+        deadline = asyncio.get_running_loop().time() + settle_s
+        while not self.settled() and asyncio.get_running_loop().time() < deadline:
+            if stop.is_set():
+                return
+            await asyncio.sleep(0.05)
         while not stop.is_set():
             await self.beat()
             with contextlib.suppress(TimeoutError):

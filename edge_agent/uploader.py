@@ -4,6 +4,10 @@
 - 408, 429, 5xx, connection errors, timeouts: transient; the same batch (same Idempotency-Key) is
   retried with exponential backoff and full jitter, or after `Retry-After` when the server says.
 - 401/403: the agent's key is wrong, which no batch can fix; kept and retried slowly, logged once.
+- 413: the batch is too big for the server; it is split (the batch size halves) and resent.
+- 422 naming one sample (`{"sample": i}`, the server's all-or-nothing rejection): that sample is
+  quarantined and the rest of the batch is resent under a new key, so one misconfigured tag does
+  not take good samples down with it.
 - any other 4xx: permanent rejection of this batch; it is quarantined (kept, counted, logged once)
   and the uploader goes on with the next.
 """
@@ -37,6 +41,7 @@ class UploadStats:
     batches_sent: int = 0
     samples_sent: int = 0
     batches_quarantined: int = 0
+    samples_quarantined: int = 0
     attempts_failed: int = 0
     last_error: str | None = None
     last_success: datetime | None = None
@@ -105,6 +110,8 @@ class Uploader:
         self.wakeup = asyncio.Event()
         self._backoff = Backoff(config.upload.backoff_initial_s, config.upload.backoff_max_s)
         self._failing = False
+        self.batch_size = config.upload.batch_size
+        self._rejected: set[str] = set()
 
     def notify(self) -> None:
         """Called after samples are appended; wakes the uploader early when a batch is full."""
@@ -126,9 +133,8 @@ class Uploader:
 
         Returns the delay before the next attempt after a failure, else None.
         """
-        size = self.config.upload.batch_size
         while stop is None or not stop.is_set():
-            batch = self.buffer.next_batch(size)
+            batch = self.buffer.next_batch(self.batch_size)
             if batch is None:
                 return None
             delay = await self.send(batch)
@@ -169,8 +175,27 @@ class Uploader:
         if status in (401, 403):
             self._transient(f"{reason} (check server.api_key)", None)
             return self.config.upload.backoff_max_s
+        if status == 413 and len(batch.samples) > 1:
+            self.batch_size = max(1, len(batch.samples) // 2)
+            self.buffer.release(batch.key)
+            log.warning("server says the batch is too large (%s); batch size now %d",
+                        reason, self.batch_size)
+            return None
+        index = _rejected_sample(response)
+        if status == 422 and index is not None and 0 <= index < len(batch.samples):
+            bad = batch.samples[index]
+            self.buffer.release(batch.key, [index], reason)
+            self.stats.samples_quarantined += 1
+            if bad.characteristic in self._rejected:
+                return None
+            self._rejected.add(bad.characteristic)  # once per characteristic, not per batch
+            log.error("server rejected sample %s at %s (%s); it is quarantined, the other %d "
+                      "samples of the batch are resent", bad.characteristic, bad.ts.isoformat(),
+                      reason, len(batch.samples) - 1)
+            return None
         n = self.buffer.quarantine(batch.key, reason)
         self.stats.batches_quarantined += 1
+        self.stats.samples_quarantined += n
         log.error("server rejected batch %s permanently (%s); %d samples moved to quarantine",
                   batch.key, reason, n)
         return None
@@ -188,6 +213,14 @@ class Uploader:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _rejected_sample(response: httpx.Response) -> int | None:
+    try:
+        index = response.json().get("sample")
+    except (ValueError, AttributeError):
+        return None
+    return index if isinstance(index, int) else None
 
 
 def _snippet(response: httpx.Response) -> str:

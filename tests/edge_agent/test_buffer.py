@@ -101,6 +101,27 @@ class BufferContract:
         nxt = buf.next_batch(10)
         assert nxt is not None and nxt.key != batch.key and values(nxt.samples) == [4.0, 5.0]
 
+    def test_release_quarantines_named_samples_and_requeues_the_rest(
+            self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.append(samples(8))
+        batch = buf.next_batch(5)
+        assert batch is not None
+        assert buf.release(batch.key, [1, 3], "unknown characteristic") == 3
+        assert buf.quarantined == 2 and buf.depth == 6
+        again = buf.next_batch(100)
+        assert again is not None and again.key != batch.key
+        assert values(again.samples) == [0.0, 2.0, 4.0, 5.0, 6.0, 7.0]
+
+    def test_release_without_quarantine_splits_a_batch(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.append(samples(6))
+        batch = buf.next_batch(6)
+        assert batch is not None and buf.release(batch.key) == 6
+        smaller = buf.next_batch(3)
+        assert smaller is not None and values(smaller.samples) == [0.0, 1.0, 2.0]
+
+
 class TestMemoryBuffer(BufferContract):
     def make(self, tmp_path: Path, max_samples: int = 1000) -> Buffer:
         return MemoryBuffer(max_samples)

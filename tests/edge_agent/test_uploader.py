@@ -89,13 +89,10 @@ async def test_503_backs_off_and_keeps_the_batch(ingest_receiver: IngestReceiver
     assert ingest_receiver.sample_count == 5
 
 
-async def test_permanent_400_quarantines_and_goes_on(ingest_receiver: IngestReceiver,
-                                                     tmp_path: Path,
-                                                     buffer: SqliteBuffer) -> None:
-    ingest_receiver.reject_characteristic = "unknown_thing"
-    buffer.append(make(10))
-    buffer.append([Sample("unknown_thing", T0, 1.0, "good", None)] * 10)
-    buffer.append(make(10, start=10))
+async def test_permanent_400_quarantines_the_batch_and_goes_on(
+        ingest_receiver: IngestReceiver, tmp_path: Path, buffer: SqliteBuffer) -> None:
+    ingest_receiver.script = [Reply(200), Reply(400, body='{"detail":"malformed"}')]
+    buffer.append(make(30))
     up = Uploader(config_for(ingest_receiver.url, tmp_path), buffer)
     assert await up.drain() is None
     await up.aclose()
@@ -103,6 +100,35 @@ async def test_permanent_400_quarantines_and_goes_on(ingest_receiver: IngestRece
     assert buffer.depth == 0 and buffer.quarantined == 10
     assert up.stats.batches_quarantined == 1
     assert ingest_receiver.sample_count == 20
+
+
+async def test_422_naming_a_sample_quarantines_only_that_sample(
+        ingest_receiver: IngestReceiver, tmp_path: Path, buffer: SqliteBuffer) -> None:
+    ingest_receiver.reject_characteristic = "unknown_thing"
+    buffer.append(make(4))
+    buffer.append([Sample("unknown_thing", T0, 1.0, "good", None)])
+    buffer.append(make(4, start=4))
+    buffer.append([Sample("unknown_thing", T0, 2.0, "good", None)])
+    buffer.append(make(6, start=8))
+    up = Uploader(config_for(ingest_receiver.url, tmp_path), buffer)
+    assert await up.drain() is None
+    await up.aclose()
+    assert buffer.depth == 0 and buffer.quarantined == 2
+    assert sorted(s["ts"] for s in ingest_receiver.samples) == sorted(
+        {s["ts"] for s in ingest_receiver.samples})
+    assert ingest_receiver.sample_count == 14
+    assert 422 in ingest_receiver.statuses()
+
+
+async def test_413_splits_the_batch(ingest_receiver: IngestReceiver, tmp_path: Path,
+                                    buffer: SqliteBuffer) -> None:
+    ingest_receiver.max_batch = 3
+    buffer.append(make(10))
+    up = Uploader(config_for(ingest_receiver.url, tmp_path), buffer)
+    assert await up.drain() is None
+    await up.aclose()
+    assert ingest_receiver.sample_count == 10 and buffer.depth == 0 and buffer.quarantined == 0
+    assert up.batch_size <= 3
 
 
 async def test_connection_dropped_after_store_is_delivered_once(
