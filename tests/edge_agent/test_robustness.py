@@ -7,6 +7,7 @@ import asyncio
 import logging
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,8 +131,6 @@ def restart(sim: RunningSimulator) -> None:
             return
         if sim.process.poll() is not None:
             raise RuntimeError(sim.log())
-        import time
-
         time.sleep(0.05)
     raise RuntimeError("simulator did not come back")
 
