@@ -29,6 +29,7 @@ from simulators.config import (
     load_line_config,
     load_scenario,
 )
+from simulators.opcua_security import POLICIES
 
 DEFAULT_CONFIG = Path(__file__).parent / "examples" / "machining_line.yaml"
 CLIENT_COMMANDS = ("inject", "clear", "state")
@@ -177,6 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--rate {args.rate}: must be in (0, 1000] Hz")
         if args.speed is not None and not args.speed > 0:
             raise ConfigError(f"--speed {args.speed}: must be > 0")
+        policies = [p.strip() for p in args.opcua_security.split(",") if p.strip()]
+        unknown = [p for p in policies if p not in POLICIES]
+        if unknown or not policies:
+            raise ConfigError(
+                f"--opcua-security {args.opcua_security!r}: unknown policy {unknown or policies}; "
+                f"choose from {', '.join(POLICIES)}"
+            )
+        _users(args.user)  # refuse a malformed --user before serving
         if args.print_map:
             from simulators.modbus_map import format_map
 

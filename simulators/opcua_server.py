@@ -10,14 +10,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from asyncua import Node, Server, ua
 
 from simulators.config import LineConfig, VariableConfig
 from simulators.line import Published
+from simulators.opcua_security import (
+    APPLICATION_URI,
+    OpcUaSecurity,
+    PasswordUsers,
+    configure_security,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +49,6 @@ def eu_information(unit: str) -> ua.EUInformation:
     )
 
 
-@dataclass
-class OpcUaSecurity:
-    """Which security policies the endpoint offers, and who may log in."""
-
-    policies: list[str] = field(default_factory=lambda: ["None"])
-    cert_dir: Path | None = None
-    users: dict[str, str] = field(default_factory=dict)
-
-
 class OpcUaLine:
     def __init__(
         self,
@@ -78,13 +73,13 @@ class OpcUaLine:
         return endpoint_url(self.host, self.port)
 
     async def _build(self) -> Server:
-        from simulators.opcua_security import configure_security
-
-        server = Server()
+        users = PasswordUsers(self.security.users) if self.security.users else None
+        server = Server(user_manager=users)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"shopfloor-spc simulator {self.config.line}")
-        await configure_security(server, self.security)
+        await server.set_application_uri(APPLICATION_URI)
+        await configure_security(server, self.security, self.host)
         idx = await server.register_namespace(NAMESPACE_URI)
         self.namespace_index = idx
         line = self.config.line

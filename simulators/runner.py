@@ -11,7 +11,8 @@ from simulators.config import LineConfig
 from simulators.control import ControlServer
 from simulators.line import LineSimulation
 from simulators.modbus_server import ModbusLine
-from simulators.opcua_server import OpcUaLine, OpcUaSecurity
+from simulators.opcua_security import OpcUaSecurity
+from simulators.opcua_server import OpcUaLine
 
 
 @dataclass
