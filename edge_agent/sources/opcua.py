@@ -180,33 +180,50 @@ class OpcuaSource(Source):
     async def _apply_security(self, client: Client, sec: OpcuaSecurity) -> None:
         from asyncua.crypto import uacrypto  # only needed with security on
 
-        cert = await uacrypto.load_certificate(str(sec.certificate))
+        try:
+            cert = await uacrypto.load_certificate(str(sec.certificate))
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"cannot load security.certificate {sec.certificate}: {exc}"
+                              ) from exc
         # The application URI must match the certificate's, or the server rejects the session.
         uris = _certificate_uris(cert)
         if uris:
             client.application_uri = uris[0]
+        mode = getattr(ua.MessageSecurityMode, sec.mode)
+        policy = security_policies.SecurityPolicyBasic256Sha256
+        if sec.server_certificate is not None:
+            server_der = _der_of(await _load_cert(sec.server_certificate))
+        else:
+            # Ask the endpoint for its certificate over an unsecured channel (GetEndpoints).
+            endpoints = await client.connect_and_get_server_endpoints()
+            try:
+                endpoint = Client.find_endpoint(endpoints, mode, policy.URI)
+            except ValueError as exc:
+                raise SourceError(f"the server offers no {sec.policy} {sec.mode} endpoint"
+                                  ) from exc
+            server_der = _first_certificate(endpoint.ServerCertificate)
+        if sec.trusted_server_certs:
+            trusted = {_der_of(await _load_cert(p)) for p in sec.trusted_server_certs}
+            if server_der not in trusted:
+                raise SourceError("the server's certificate is not in "
+                                  "security.trusted_server_certs; refusing to connect")
         password = (sec.private_key_password.get_secret_value()
                     if sec.private_key_password else None)
-        mode = getattr(ua.MessageSecurityMode, sec.mode)
-        await client.set_security(
-            security_policies.SecurityPolicyBasic256Sha256, str(sec.certificate),
-            str(sec.private_key), private_key_password=password,
-            server_certificate=str(sec.server_certificate) if sec.server_certificate else None,
-            mode=mode)
-        if sec.trusted_server_certs:
-            trusted = [await uacrypto.load_certificate(str(p)) for p in sec.trusted_server_certs]
-            server_cert = client.security_policy.peer_certificate
-            der = server_cert if isinstance(server_cert, bytes) else None
-            if der is not None and not any(
-                    t.public_bytes(_der()) == der for t in trusted):
-                raise SourceError("server certificate is not in trusted_server_certs")
+        try:
+            await client.set_security(
+                policy, str(sec.certificate), str(sec.private_key),
+                private_key_password=password,
+                server_certificate=uacrypto.CertProperties(server_der, extension="der"),
+                mode=mode)
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"cannot set up {sec.policy} {sec.mode}: {exc}") from exc
 
     async def connect(self) -> None:
         cfg = self.config
         self._lost = None
-        client = await self._make_client()
-        self._client = client
         try:
+            client = await asyncio.wait_for(self._make_client(), cfg.timeout_s * 2)
+            self._client = client
             await asyncio.wait_for(client.connect(), cfg.timeout_s * 2)
             self._nodes = [await self._resolve(client, t.node_id) for t in cfg.tags]
             self._by_nodeid = {n.nodeid: t.characteristic for n, t in zip(self._nodes, cfg.tags,
@@ -371,10 +388,25 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _der() -> Any:
+async def _load_cert(path: Path) -> Any:
+    from asyncua.crypto import uacrypto
+
+    try:
+        return await uacrypto.load_certificate(str(path))
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"cannot load certificate {path}: {exc}") from exc
+
+
+def _der_of(cert: Any) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    return Encoding.DER
+    return cert.public_bytes(Encoding.DER)
+
+
+def _first_certificate(der: bytes) -> bytes:
+    """A server may send its certificate followed by its chain; the first one is its own."""
+    length = int.from_bytes(der[2:4], "big") + 4  # DER SEQUENCE with a two-byte length
+    return der[:length]
 
 
 def _certificate_uris(cert: Any) -> list[str]:
