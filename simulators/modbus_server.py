@@ -8,6 +8,7 @@ latest sample and all encodings of a variable in one image agree.
 from __future__ import annotations
 
 import logging
+import termios
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +137,11 @@ class ModbusLine:
                 server = ModbusTcpServer(self.devices(), **params)
             else:
                 server = ModbusSerialServer(self.devices(), **params)
-            await server.serve_forever(background=True)
+            try:
+                await server.serve_forever(background=True)
+            except (RuntimeError, termios.error) as exc:
+                where = params.get("port") or params.get("address")
+                raise OSError(f"Modbus {kind} cannot serve on {where}: {exc}") from exc
             self._servers.append(server)
             log.info("modbus %s serving on %s", kind, params)
 

@@ -128,5 +128,7 @@ async def configure_security(server: Server, security: OpcUaSecurity, host: str)
         security.trusted_dir.mkdir(parents=True, exist_ok=True)
         server.set_certificate_validator(TrustedClients(security.trusted_dir))
     # Without users anyone may log in anonymously; with users only they may.
-    server.set_security_IDs(["Username"] if security.users else ["Anonymous"])
+    server.set_identity_tokens(
+        [ua.UserNameIdentityToken] if security.users else [ua.AnonymousIdentityToken]
+    )
 

@@ -78,3 +78,28 @@ def test_client_reports_an_unreachable_simulator(capsys):
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["state", "--control-url", url]) == 1
     assert f"cannot reach {url}" in capsys.readouterr().err
+
+
+def test_a_busy_port_or_missing_serial_device_is_a_clear_error():
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "simulators", "--no-opcua", "--modbus-port", str(port),
+             "--control-port", str(free_port())],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert run.returncode == 1
+    assert f"Modbus tcp cannot serve on ('127.0.0.1', {port})" in run.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "simulators", "--no-opcua", "--no-modbus-tcp", "--modbus-rtu",
+         "/dev/no-such-tty", "--control-port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 1
+    assert "Modbus rtu cannot serve on /dev/no-such-tty" in run.stderr
