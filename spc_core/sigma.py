@@ -23,7 +23,7 @@ import numpy as np
 from scipy import integrate, optimize, special, stats
 
 from spc_core import constants
-from spc_core._checks import check_span
+from spc_core._checks import as_1d_float, check_span
 from spc_core.subgroups import as_subgroups, subgroup_stats
 
 SIGMA_METHODS: tuple[str, ...] = ("rbar", "sbar", "pooled", "mr", "median_mr", "overall")
@@ -51,13 +51,30 @@ def median_range_factor(span: int) -> float:
     return float(optimize.brentq(lambda r: cdf(r) - 0.5, 1e-6, 12.0, xtol=1e-12))
 
 
+def moving_range(values: object, span: int = 2, *, name: str = "values") -> np.ndarray:
+    """Moving ranges max - min over each window of `span` consecutive values.
+
+    The result has the length of `values`; the first span - 1 entries, and every window touching
+    a NaN, are NaN.
+    """
+    x = as_1d_float(values, name, min_len=0)
+    check_span(span, "mr_span")
+    out = np.full(x.shape, np.nan)
+    if len(x) >= span:
+        # span - 1 shifted element-wise passes: much faster than reducing tiny window rows.
+        n = len(x) - span + 1
+        hi, lo = x[:n].copy(), x[:n].copy()
+        for k in range(1, span):
+            np.maximum(hi, x[k : k + n], out=hi)
+            np.minimum(lo, x[k : k + n], out=lo)
+        out[span - 1 :] = hi - lo
+    return out
+
+
 def _moving_ranges(values: np.ndarray, span: int) -> np.ndarray:
     if values.ndim != 1:
         raise ValueError(f"values must be 1-D for a moving-range estimator, got {values.shape}")
-    if len(values) < span:
-        return np.empty(0)
-    w = np.lib.stride_tricks.sliding_window_view(values, span)
-    mr = w.max(axis=1) - w.min(axis=1)
+    mr = moving_range(values, span)
     return mr[np.isfinite(mr)]
 
 
