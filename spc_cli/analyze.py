@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--phase1-exclude",
         action="store_true",
-        help="iteratively exclude flagged points from the limits (phase I)",
+        help="phase I: iteratively drop points flagged by rule 1 (or by --rules when given) "
+        "and recompute the limits; the exclusions are reported",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser

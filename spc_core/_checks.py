@@ -42,3 +42,18 @@ def check_positive(value: object, name: str) -> float:
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def as_sizes(sizes: object, n_points: int, name: str = "sizes") -> np.ndarray:
+    """Sample sizes, one per point (a scalar is repeated); each a finite number > 0."""
+    arr = np.asarray(sizes)
+    if arr.ndim == 0:
+        arr = np.full(n_points, arr)
+    n = as_1d_float(arr, name)
+    if len(n) != n_points:
+        raise ValueError(f"{name} must have one entry per sample ({n_points}), got {len(n)}")
+    bad = np.flatnonzero(~np.isfinite(n) | (n <= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name}[{i}] must be a number > 0, got {n[i]!r}")
+    return n

@@ -78,7 +78,7 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"chart must be one of {', '.join(CHART_KINDS)}, got {kind!r}")
 
 
-def n_points(kind: str, data: object) -> int:
+def n_points(data: object) -> int:
     """Number of plotted points (subgroups for Xbar charts)."""
     return int(np.shape(data)[0]) if np.ndim(data) else 0
 
@@ -194,7 +194,7 @@ def fit_phase1(
     _check_kind(kind)
     if not isinstance(max_iterations, int) or max_iterations < 1:
         raise ValueError(f"max_iterations must be a positive integer, got {max_iterations!r}")
-    n = n_points(kind, data)
+    n = n_points(data)
     keep = np.ones(n, dtype=bool)
     excluded: list[Exclusion] = []
     params = fit(kind, data, sizes=sizes, options=options)
@@ -293,7 +293,7 @@ def score_phases(
     """Score a series whose limits change at `starts` (indices of each new phase's first point;
     0 is implied). Segment i uses params[i] if given, else a phase I fit of its own data."""
     _check_kind(kind)
-    n = n_points(kind, data)
+    n = n_points(data)
     bounds = sorted({0, *(int(s) for s in starts)})
     if bounds[-1] >= n or bounds[0] < 0:
         raise ValueError(f"starts must be indices in 0..{n - 1}, got {list(starts)}")

@@ -33,14 +33,21 @@ Conventions (all tested in tests/spc_core/test_rules_*.py):
   violation at index i depends only on the points ``i - window + 1 .. i`` (which is what makes
   streaming evaluation equal batch evaluation).
 * **Precedence.** When several rules fire on one point, `find_violations` lists them in the order
-  of the rule set (lowest-numbered rule first, as Minitab labels a point by its lowest test); the
-  first one is the point's primary rule.
+  of the rules requested (for the named sets: lowest-numbered rule first, as Minitab labels a
+  point by its lowest test); the first one is the point's primary rule (`primary_rule`).
 * **Dispersion charts** (R, S, MR): only rule 1 applies by default, see `DISPERSION_RULES`.
 
-All evaluation is vectorised over the last axis of the arrays: zone masks are computed once and
-shared, runs are found with O(log L) shifted ANDs, k-of-m counts with shifted sums. There is no
-Python loop per point. The same kernels accept 2-D arrays (time x series), which `streaming` uses to
-evaluate thousands of series in one call.
+Rule ids and sets: "we1".."we4", "nelson1".."nelson8", "aiag1".."aiag3" (beyond 3 sigma, 7 in a
+row on one side, 7 in a row increasing or decreasing); sets "we", "nelson", "aiag"; a variant is
+"id:K" with Minitab's parameter K (e.g. "nelson2:7" for runs of 7, "nelson3:7" for trends of 7,
+"nelson1:2.5" for 2.5-sigma limits, "nelson5:3" for 3 of 4 beyond 2 sigma); any `Rule` can be
+defined directly; a custom list mixes all of these, in the order given (which is the precedence).
+
+All evaluation is vectorised along the time axis (axis 0): zone masks are computed once and
+shared, runs are found with O(log L) shifted ANDs, k-of-m counts with shifted sums, and long
+series are processed in cache-sized blocks that overlap by the longest window. There is no
+Python loop per point. The same kernels accept 2-D arrays (time x series), which `streaming` uses
+to evaluate thousands of series in one call.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from spc_core import constants
-from spc_core._checks import as_1d_float
+from spc_core._checks import as_1d_float, as_sizes
 from spc_core.charts.result import LOCATION_RULES, ChartResult, shewhart
 
 
@@ -42,23 +42,9 @@ def _counts(values: object, name: str) -> np.ndarray:
     return x
 
 
-def _sizes(sizes: object, n_points: int, name: str = "sizes") -> np.ndarray:
-    arr = np.asarray(sizes)
-    if arr.ndim == 0:
-        arr = np.full(n_points, arr)
-    n = as_1d_float(arr, name)
-    if len(n) != n_points:
-        raise ValueError(f"{name} must have one entry per sample ({n_points}), got {len(n)}")
-    bad = np.flatnonzero(~np.isfinite(n) | (n <= 0))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(f"{name}[{i}] must be a number > 0, got {n[i]!r}")
-    return n
-
-
 def _defectives(defectives: object, sizes: object) -> tuple[np.ndarray, np.ndarray]:
     d = _counts(defectives, "defectives")
-    n = _sizes(sizes, len(d))
+    n = as_sizes(sizes, len(d))
     if (n != np.round(n)).any():
         i = int(np.flatnonzero(n != np.round(n))[0])
         raise ValueError(f"sizes[{i}] must be a whole number of units, got {n[i]!r}")
@@ -150,7 +136,7 @@ def c_chart(counts: object, params: AttributeParams) -> ChartResult:
 def fit_u(counts: object, sizes: object, *, laney: bool = False) -> AttributeParams:
     """u-bar = total defects / total units inspected; Laney sigma_z when `laney`."""
     c = _counts(counts, "counts")
-    n = _sizes(sizes, len(c))
+    n = as_sizes(sizes, len(c))
     u_bar = float(c.sum() / n.sum())
     if not u_bar > 0:
         raise ValueError("counts: u-bar is 0; a u chart needs at least one defect in the baseline")
@@ -161,7 +147,7 @@ def fit_u(counts: object, sizes: object, *, laney: bool = False) -> AttributePar
 def u_chart(counts: object, sizes: object, params: AttributeParams) -> ChartResult:
     """u (or Laney u') chart of defects per unit c_i/n_i: u-bar +- 3 sqrt(u-bar/n_i)."""
     c = _counts(counts, "counts")
-    n = _sizes(sizes, len(c))
+    n = as_sizes(sizes, len(c))
     p = _check_params(params)
     sigma = np.sqrt(p.rate / n) * p.sigma_z
     return shewhart(

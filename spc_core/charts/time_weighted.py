@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from spc_core._checks import as_1d_float, check_positive
-from spc_core.charts.attributes import _sizes
+from spc_core._checks import as_1d_float, as_sizes, check_positive
 from spc_core.charts.result import ChartResult
 from spc_core.charts.variables import ProcessParams, check_params
 from spc_core.rules import RuleSpec, Violation
@@ -63,7 +62,7 @@ def ewma_chart(
     if lam > 1:
         raise ValueError(f"lam must be in (0, 1], got {lam!r}")
     L = check_positive(L, "L")
-    n = _sizes(sizes, len(x))
+    n = as_sizes(sizes, len(x))
     valid = np.isfinite(x)
     xv, nv = x[valid], n[valid]
     z = np.full(x.shape, np.nan)
@@ -131,7 +130,7 @@ def cusum_chart(
     h = check_positive(h, "h")
     if not (np.isfinite(fir) and 0 <= fir < 1):
         raise ValueError(f"fir must be a head-start fraction of h in [0, 1), got {fir!r}")
-    n = _sizes(sizes, len(x))
+    n = as_sizes(sizes, len(x))
     y = (x - p.mean) / (p.sigma / np.sqrt(n))
     missing = ~np.isfinite(y)
     upper = _lindley(np.where(missing, 0.0, y - k), fir * h)
