@@ -11,12 +11,13 @@ The CSV has a header row. Each row is one measurement (or one sample for attribu
 
 ``--value-col`` may be left out when the file has a column named "value" or only one column.
 Limits are phase I limits from the whole file (``--phase1-exclude`` iteratively drops points
-flagged by the chosen rules and recomputes). ``--json`` prints one JSON object: ``chart``,
-``center``, ``ucl``, ``lcl``, ``statistic`` and ``statistic_sigma`` (arrays, one entry per plotted
-point, null where undefined), ``sigma`` (the process sigma of variables charts, null for
-attributes charts), ``sigma_method``, ``violations`` (rule id -> point indices, 0-based, of the
-points completing a pattern), ``companion`` (the R, S or MR chart, with rule 1 only),
-``excluded`` (phase I), ``labels`` (subgroup labels) and ``capability`` when specs are given.
+flagged by the chosen rules and recomputes). ``--json`` prints one JSON object: ``chart`` (the
+--chart given), ``plotted`` (the primary chart: "i", "xbar", "p", ...), ``center``, ``ucl``,
+``lcl``, ``statistic`` and ``statistic_sigma`` (arrays, one entry per plotted point, null where
+undefined), ``sigma`` (the process sigma of variables charts, null for attributes charts),
+``sigma_method``, ``violations`` (rule id -> point indices, 0-based, of the points completing a
+pattern), ``companion`` (the R, S or MR chart, with rule 1 only), ``excluded`` (phase I),
+``labels`` (subgroup labels, or "line N") and ``capability`` when specs are given.
 
 Bad input (missing column, non-numeric cell, empty file, subgroup of size 1 for Xbar charts,
 defectives above the sample size, negative counts, NaN) exits with status 2 and one message
@@ -243,7 +244,7 @@ def _number(value: float | None) -> float | None:
 
 def _chart_json(chart: ChartResult, violations: dict[str, np.ndarray]) -> dict[str, Any]:
     return {
-        "chart": chart.chart,
+        "chart_plotted": chart.chart,
         "statistic": _array(chart.statistic),
         "center": _array(chart.center),
         "ucl": _array(chart.ucl),
@@ -390,7 +391,8 @@ def analyze(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             )
         except ValueError as exc:
             raise InputError(f"capability: {exc}") from None
-    result: dict[str, Any] = _chart_json(primary, violations[primary_name])
+    result: dict[str, Any] = {"chart": kind, **_chart_json(primary, violations[primary_name])}
+    result["plotted"] = result.pop("chart_plotted")
     result["sigma"] = _number(primary.process_sigma)
     result["sigma_method"] = primary.sigma_method
     result["labels"] = chart_input.labels
@@ -400,7 +402,8 @@ def analyze(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     companions = list(charts.items())[1:]
     if companions:
         name, chart = companions[0]
-        result["companion"] = _chart_json(chart, violations[name])
+        companion = _chart_json(chart, violations[name])
+        result["companion"] = {"chart": companion.pop("chart_plotted"), **companion}
     if cap is not None:
         result["capability"] = _capability_json(cap)
     text = render_text(args, charts, violations, fit_result, chart_input.labels, cap)

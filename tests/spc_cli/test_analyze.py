@@ -46,7 +46,8 @@ def test_xbar_r_json_matches_montgomery(tmp_path: Path, capsys: pytest.CaptureFi
         [piston_csv(tmp_path), "--chart", "xbar-r", "--subgroup-col", "sample",
          "--value-col", "diameter", "--lsl", "73.95", "--usl", "74.05"],
     )  # fmt: skip
-    assert out["chart"] == "xbar"
+    assert out["chart"] == "xbar-r"
+    assert out["plotted"] == "xbar"
     assert len(out["statistic"]) == len(out["ucl"]) == len(out["lcl"]) == len(out["center"]) == 25
     assert round(out["center"][0], 3) == 74.001
     assert round(out["ucl"][0], 3) == 74.014
