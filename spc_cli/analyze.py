@@ -368,7 +368,7 @@ def analyze(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             kind,
             chart_input.data,
             sizes=chart_input.sizes,
-            rules=rules if rules is not None else "nelson1",
+            rules=rules,
             iterate=args.phase1_exclude,
         )
     except ValueError as exc:

@@ -184,13 +184,15 @@ def fit_phase1(
     data: object,
     *,
     sizes: object = None,
-    rules: RuleSpec = "nelson1",
+    rules: RuleSpec | None = None,
     iterate: bool = True,
     max_iterations: int = 10,
     options: ChartOptions | None = None,
 ) -> PhaseOneResult:
     """Fit on the baseline; with `iterate`, repeatedly exclude points flagged by `rules` on the
-    primary chart (and rule 1 on the dispersion chart of Xbar-R/S) and refit until stable."""
+    primary chart (and rule 1 on the dispersion chart of Xbar-R/S) and refit until stable.
+
+    `rules` None means rule 1 alone: points beyond the chart's own limits."""
     _check_kind(kind)
     if not isinstance(max_iterations, int) or max_iterations < 1:
         raise ValueError(f"max_iterations must be a positive integer, got {max_iterations!r}")
@@ -207,7 +209,12 @@ def fit_phase1(
         for position, (name, chart) in enumerate(charts.items()):
             if kind == "imr" and name == "mr":
                 continue
-            chosen = rules if position == 0 else None  # companions: their default (rule 1)
+            if position > 0:
+                chosen = None  # companions (R, S): their default, rule 1
+            elif rules is not None:
+                chosen = rules
+            else:  # rule 1 at the chart's own limits (EWMA's L; CUSUM's h)
+                chosen = None if kind in ("ewma", "cusum") else "nelson1"
             for rule_id, idx in chart.evaluate(chosen).items():
                 for i in idx:
                     if keep[i]:

@@ -159,3 +159,15 @@ def test_bad_input_is_named(
 ) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+def test_phase1_on_ewma_uses_rule_one_at_the_charts_own_limits() -> None:
+    # With L = 2, a point beyond 2 EWMA-sigma is excluded even though it is inside 3 sigma.
+    x = np.r_[np.random.default_rng(3).normal(0, 1, 40), 4.0]
+    options = ChartOptions(lam=1.0, L=2.0)  # lambda = 1: the EWMA is the data itself
+    result = fit_phase1("ewma", x, options=options, max_iterations=1)
+    ewma = score("ewma", x, fit("ewma", x, options=options), options=options)["ewma"]
+    beyond_two = np.flatnonzero(np.abs(ewma.statistic - ewma.center) > 2 * ewma.sigma)
+    assert [e.index for e in result.excluded] == beyond_two.tolist()
+    assert 40 in beyond_two
+    assert {e.reason for e in result.excluded} == {"ewma:nelson1:2"}
