@@ -55,6 +55,8 @@ DEFAULT_MAGNITUDE: dict[DisturbanceKind, float] = {
 
 # Kinds that act on the device rather than on one variable.
 DEVICE_KINDS = frozenset({DisturbanceKind.DISCONNECT})
+# Kinds an attribute stream (counts per lot) understands: a shift of the expected count.
+ATTRIBUTE_KINDS = frozenset({DisturbanceKind.SHIFT})
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -240,10 +242,18 @@ def disturbance_target_problem(line: LineConfig, spec: DisturbanceSpec) -> str |
     if spec.machine is None and len(line.machines) > 1:
         return "the line has several machines: give 'machine'"
     variables = [v.name for v in machines[0].variables]
+    attributes = [a.name for a in machines[0].attributes]
+    if spec.variable in attributes:
+        if spec.kind not in ATTRIBUTE_KINDS:
+            return (
+                f"attribute stream {spec.variable!r} supports only "
+                f"{sorted(k.value for k in ATTRIBUTE_KINDS)} disturbances, not {spec.kind.value!r}"
+            )
+        return None
     if spec.variable not in variables:
         return (
             f"unknown variable {spec.variable!r} on machine {machines[0].name!r}; "
-            f"it has {variables}"
+            f"it has {variables + attributes}"
         )
     return None
 

@@ -1,8 +1,9 @@
 """The running line: samples every variable at its rate on a clock and tells the servers.
 
-Protocol servers register as listeners; after each tick they receive the samples produced in it
-(the latest per variable is what a polling client sees). Device-level disturbances (disconnect)
-are evaluated here and reported through `on_connection`.
+Protocol servers register as listeners; after each tick they receive the events produced in it,
+in process-time order per machine: samples, inspected lots, and (in part mode) each part after
+its measurements, so a client triggered by the part counter reads that part's values. Device-level
+disturbances (disconnect) are evaluated here and reported through `on_connection`.
 """
 
 from __future__ import annotations
@@ -23,19 +24,43 @@ from simulators.config import (
     disturbance_target_problem,
 )
 from simulators.disturbances import ActiveDisturbance, Origin
-from simulators.process import Sample, VariableProcess
+from simulators.process import AttributeProcess, Lot, Sample, VariableProcess
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Published:
+    """A sample of a process variable."""
+
     machine: str
     variable: str
     sample: Sample
+    part_id: str | None = None
 
 
-SampleListener = Callable[[list[Published]], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class PublishedLot:
+    """An inspected lot of an attribute stream."""
+
+    machine: str
+    stream: str
+    lot: Lot
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPart:
+    """A part completed (part mode), after its measurements were published."""
+
+    machine: str
+    count: int  # parts produced so far, this one included
+    number: int
+    part_id: str
+    t: float
+
+
+Event = Published | PublishedLot | PublishedPart
+SampleListener = Callable[[list[Event]], Awaitable[None]]
 ConnectionListener = Callable[[bool], Awaitable[None]]
 
 
@@ -48,11 +73,19 @@ class LineSimulation:
         self.clock = clock
         self.rate_override = rate_hz
         self.processes: dict[tuple[str, str], VariableProcess] = {}
+        self.attributes: dict[tuple[str, str], AttributeProcess] = {}
+        self.parts: dict[str, int] = {}  # part-mode machine -> parts produced
         for machine in config.machines:
             for var in machine.variables:
                 self.processes[(machine.name, var.name)] = VariableProcess(
                     machine.name, var, seed
                 )
+            for stream in machine.attributes:
+                self.attributes[(machine.name, stream.name)] = AttributeProcess(
+                    machine.name, stream, seed
+                )
+            if machine.part_mode is not None:
+                self.parts[machine.name] = 0
         self.device_disturbances: list[ActiveDisturbance] = []
         self.connected = True
         self.sample_listeners: list[SampleListener] = []
@@ -62,9 +95,25 @@ class LineSimulation:
             self.add_disturbance(spec, origin="schedule")
 
     def rate(self, machine: str, variable: str) -> float:
+        """Samples per process second of a variable (parts per second in part mode)."""
         if self.rate_override is not None:
             return self.rate_override
+        part_mode = self.config.machine(machine).part_mode
+        if part_mode is not None:
+            return 1.0 / part_mode.cycle_seconds
         return self.processes[(machine, variable)].config.rate_hz or self.config.sample_rate_hz
+
+    def lot_rate(self, machine: str, stream: str) -> float:
+        """Lots per process second: the stream's own rate, else a tenth of the sample rate."""
+        own = self.attributes[(machine, stream)].config.rate_hz
+        if own is not None:
+            return own
+        return (self.rate_override or self.config.sample_rate_hz) / 10.0
+
+    def part_period(self, machine: str) -> float:
+        part_mode = self.config.machine(machine).part_mode
+        assert part_mode is not None
+        return 1.0 / self.rate_override if self.rate_override else part_mode.cycle_seconds
 
     def machine(self, name: str) -> MachineConfig:
         return self.config.machine(name)
@@ -82,14 +131,18 @@ class LineSimulation:
             return d
         machine = spec.machine or self.config.machines[0].name
         assert spec.variable is not None
-        process = self.processes[(machine, spec.variable)]
+        process: VariableProcess | AttributeProcess
+        if (machine, spec.variable) in self.attributes:
+            process = self.attributes[(machine, spec.variable)]
+        else:
+            process = self.processes[(machine, spec.variable)]
         d = ActiveDisturbance(spec, origin, origin_index=process.index, origin_time=now)
         process.add(d)
         return d
 
     def disturbances(self) -> list[ActiveDisturbance]:
         out = list(self.device_disturbances)
-        for p in self.processes.values():
+        for p in [*self.processes.values(), *self.attributes.values()]:
             out.extend(p.disturbances)
         return sorted(out, key=lambda d: d.id)
 
@@ -97,7 +150,7 @@ class LineSimulation:
         """Remove every disturbance, scheduled or injected; the device comes back if it was off."""
         count = len(self.disturbances())
         self.device_disturbances.clear()
-        for p in self.processes.values():
+        for p in [*self.processes.values(), *self.attributes.values()]:
             p.disturbances.clear()
         await self._set_connected(True)
         return count
@@ -112,21 +165,48 @@ class LineSimulation:
         for listener in self.connection_listeners:
             await listener(connected)
 
-    def due(self, now: float) -> list[Published]:
-        """Produce every sample due up to process time `now`, in time order per variable."""
-        out: list[Published] = []
-        for (machine, variable), process in self.processes.items():
-            period = 1.0 / self.rate(machine, variable)
-            while process.index * period <= now:
-                out.append(Published(machine, variable, process.next(process.index * period)))
+    def due(self, now: float) -> list[Event]:
+        """Produce every event due up to process time `now`, in time order per machine."""
+        out: list[Event] = []
+        for machine in self.config.machines:
+            if machine.name in self.parts:
+                out.extend(self._parts_due(machine, now))
+            else:
+                for var in machine.variables:
+                    process = self.processes[(machine.name, var.name)]
+                    period = 1.0 / self.rate(machine.name, var.name)
+                    while process.index * period <= now:
+                        sample = process.next(process.index * period)
+                        out.append(Published(machine.name, var.name, sample))
+            for stream in machine.attributes:
+                attr = self.attributes[(machine.name, stream.name)]
+                period = 1.0 / self.lot_rate(machine.name, stream.name)
+                while attr.index * period <= now:
+                    out.append(PublishedLot(machine.name, stream.name,
+                                            attr.next(attr.index * period)))
+        return out
+
+    def _parts_due(self, machine: MachineConfig, now: float) -> list[Event]:
+        assert machine.part_mode is not None
+        period = self.part_period(machine.name)
+        out: list[Event] = []
+        while self.parts[machine.name] * period <= now:
+            t = self.parts[machine.name] * period
+            number = self.parts[machine.name] + 1
+            part_id = f"{machine.part_mode.part_id_prefix}{number}"
+            for var in machine.variables:
+                sample = self.processes[(machine.name, var.name)].next(t)
+                out.append(Published(machine.name, var.name, sample, part_id))
+            self.parts[machine.name] = number
+            out.append(PublishedPart(machine.name, number, number, part_id, t))
         return out
 
     def next_due(self) -> float:
-        return min(
-            p.index / self.rate(m, v) for (m, v), p in self.processes.items()
-        )
+        times = [p.index / self.rate(m, v) for (m, v), p in self.processes.items()]
+        times += [a.index / self.lot_rate(m, s) for (m, s), a in self.attributes.items()]
+        return min(times)
 
-    async def tick(self) -> list[Published]:
+    async def tick(self) -> list[Event]:
         now = self.clock.now()
         device_active = [d for d in self.device_disturbances if d.update(self.ticks, now)]
         self.ticks += 1
@@ -152,6 +232,16 @@ class LineSimulation:
 
     # -- reporting ------------------------------------------------------------------------------
 
+    def _lot_state(self, attr: AttributeProcess) -> dict[str, object]:
+        last = attr.last
+        return {
+            "kind": attr.config.kind.value,
+            "lot": attr.index,
+            "count": None if last is None else last.count,
+            "size": attr.size,
+            "ts": None if last is None else self.clock.timestamp(last.t).isoformat(),
+        }
+
     def state(self) -> dict[str, object]:
         machines = []
         for machine in self.config.machines:
@@ -167,13 +257,23 @@ class LineSimulation:
                     "ts": None if last is None else self.clock.timestamp(last.t).isoformat(),
                     "rate_hz": self.rate(machine.name, var.name),
                 }
-            machines.append(
-                {
-                    "name": machine.name,
-                    "unit_id": self.config.unit_id(machine),
-                    "variables": variables,
+            entry: dict[str, object] = {
+                "name": machine.name,
+                "unit_id": self.config.unit_id(machine),
+                "variables": variables,
+            }
+            if machine.attributes:
+                entry["attributes"] = {
+                    stream.name: self._lot_state(self.attributes[(machine.name, stream.name)])
+                    for stream in machine.attributes
                 }
-            )
+            if machine.part_mode is not None:
+                count = self.parts[machine.name]
+                entry["part"] = {
+                    "count": count,
+                    "id": f"{machine.part_mode.part_id_prefix}{count}" if count else None,
+                }
+            machines.append(entry)
         return {
             "line": self.config.line,
             "seed": self.seed,

@@ -19,7 +19,7 @@ from pymodbus.simulator.simutils import SimUtils
 
 from simulators import modbus_map as mm
 from simulators.config import LineConfig, MachineConfig
-from simulators.line import Published
+from simulators.line import Event, Published, PublishedLot
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,15 @@ class ModbusLine:
     def devices(self) -> list[SimDevice]:
         return [self.images[m.name].device(self.config.unit_id(m)) for m in self.config.machines]
 
-    async def on_samples(self, published: list[Published]) -> None:
-        for p in published:
-            self.images[p.machine].set_variable(
-                p.variable, p.sample.value, p.sample.quality, p.sample.index + 1
-            )
+    async def on_events(self, events: list[Event]) -> None:
+        for e in events:
+            image = self.images[e.machine]
+            if isinstance(e, Published):
+                image.set_variable(e.variable, e.sample.value, e.sample.quality, e.sample.index + 1)
+            elif isinstance(e, PublishedLot):
+                image.set_attribute(e.stream, e.lot.index + 1, e.lot.count, e.lot.size)
+            else:
+                image.set_part(e.count, e.number)
 
     def add_tcp(self, host: str, port: int) -> None:
         self._endpoints.append(("tcp", {"address": (host, port)}))

@@ -3,6 +3,10 @@
 Each variable is a Double with EngineeringUnits and EURange properties; every sample is written
 with its source timestamp, and with status BadSensorFailure and a null value while the sensor has
 dropped out. A device disconnect stops the server; a reconnect builds it again on the same port.
+
+Attribute streams are UInt32 count variables (ns=2;s=<Line>.<Machine>.<stream>) with children
+`sample_size` and `lot`; part-mode machines add `part_id` (String), `part_complete` (Boolean,
+toggles per part) and `part_count` (UInt32, written after the part's measurements).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, datetime
 from asyncua import Node, Server, ua
 
 from simulators.config import LineConfig, VariableConfig
-from simulators.line import Published
+from simulators.line import Event, Published, PublishedLot
 from simulators.opcua_security import (
     APPLICATION_URI,
     OpcUaSecurity,
@@ -27,6 +31,18 @@ log = logging.getLogger(__name__)
 
 NAMESPACE_URI = "urn:shopfloor-spc:simulator"
 ENDPOINT_PATH = "/shopfloor-spc/"
+
+
+UINT32 = ua.VariantType.UInt32
+STRING = ua.VariantType.String
+BOOLEAN = ua.VariantType.Boolean
+# Part mode tags of a machine; part_count is written last, so it is the trigger to watch.
+PART_TAGS = {"part_id": STRING, "part_complete": BOOLEAN, "part_count": UINT32}
+
+
+def _good(value: object, vtype: ua.VariantType, ts: datetime, now: datetime) -> ua.DataValue:
+    return ua.DataValue(ua.Variant(value, vtype), StatusCode=ua.StatusCode(ua.StatusCodes.Good),
+                        SourceTimestamp=ts, ServerTimestamp=now)
 
 
 def node_id(line: str, *path: str) -> str:
@@ -94,7 +110,32 @@ class OpcUaLine:
                 nid = ua.NodeId(node_id(line, machine.name, var.name), idx)
                 await self._add_variable(server, m_node, nid, var, idx)
                 self._nodes[(machine.name, var.name)] = nid
+            for stream in machine.attributes:
+                count = await self._add_plain(server, m_node, machine.name, stream.name, UINT32)
+                for child in ("sample_size", "lot"):
+                    await self._add_plain(server, count, machine.name, f"{stream.name}.{child}",
+                                          UINT32, browse_name=child)
+            if machine.part_mode is not None:
+                for name, vtype in PART_TAGS.items():
+                    await self._add_plain(server, m_node, machine.name, name, vtype)
         return server
+
+    async def _add_plain(
+        self, server: Server, parent: Node, machine: str, name: str, vtype: ua.VariantType,
+        browse_name: str | None = None,
+    ) -> Node:
+        """A counter or tag (no engineering units), Bad until first written."""
+        idx = self.namespace_index
+        nid = ua.NodeId(node_id(self.config.line, machine, name), idx)
+        node = await parent.add_variable(
+            nid, ua.QualifiedName(browse_name or name, idx), ua.Variant(None, vtype),
+            varianttype=vtype,
+        )
+        await server.write_attribute_value(nid, ua.DataValue(
+            ua.Variant(), StatusCode=ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData)
+        ))
+        self._nodes[(machine, name)] = nid
+        return node
 
     async def _add_variable(
         self, server: Server, parent: Node, nid: ua.NodeId, var: VariableConfig, idx: int
@@ -139,23 +180,41 @@ class OpcUaLine:
             server, self.server = self.server, None
             await server.stop()
 
-    async def on_samples(self, published: list[Published]) -> None:
-        for p in published:
-            s = p.sample
-            good = s.quality == "good" and s.value is not None
-            dv = ua.DataValue(
-                # A bad sample has no value (null), never a stale or made-up one.
-                ua.Variant(s.value, ua.VariantType.Double) if good else ua.Variant(),
-                StatusCode=ua.StatusCode(
-                    ua.StatusCodes.Good if good else ua.StatusCodes.BadSensorFailure
-                ),
-                SourceTimestamp=self.timestamp(s.t),
-                ServerTimestamp=datetime.now(UTC),
-            )
-            key = (p.machine, p.variable)
-            self._latest[key] = dv
-            if self.server is not None:
-                await self.server.write_attribute_value(self._nodes[key], dv)
+    async def on_events(self, events: list[Event]) -> None:
+        now = datetime.now(UTC)
+        for e in events:
+            if isinstance(e, Published):
+                s = e.sample
+                good = s.quality == "good" and s.value is not None
+                dv = ua.DataValue(
+                    # A bad sample has no value (null), never a stale or made-up one.
+                    ua.Variant(s.value, ua.VariantType.Double) if good else ua.Variant(),
+                    StatusCode=ua.StatusCode(
+                        ua.StatusCodes.Good if good else ua.StatusCodes.BadSensorFailure
+                    ),
+                    SourceTimestamp=self.timestamp(s.t),
+                    ServerTimestamp=now,
+                )
+                await self._set((e.machine, e.variable), dv)
+            elif isinstance(e, PublishedLot):
+                ts = self.timestamp(e.lot.t)
+                # Size and lot number first: a client watching the count reads a complete lot.
+                await self._set((e.machine, f"{e.stream}.sample_size"),
+                                _good(e.lot.size, UINT32, ts, now))
+                await self._set((e.machine, f"{e.stream}.lot"),
+                                _good(e.lot.index + 1, UINT32, ts, now))
+                await self._set((e.machine, e.stream), _good(e.lot.count, UINT32, ts, now))
+            else:
+                ts = self.timestamp(e.t)
+                await self._set((e.machine, "part_id"), _good(e.part_id, STRING, ts, now))
+                await self._set((e.machine, "part_complete"),
+                                _good(bool(e.count % 2), BOOLEAN, ts, now))
+                await self._set((e.machine, "part_count"), _good(e.count, UINT32, ts, now))
+
+    async def _set(self, key: tuple[str, str], dv: ua.DataValue) -> None:
+        self._latest[key] = dv
+        if self.server is not None:
+            await self.server.write_attribute_value(self._nodes[key], dv)
 
     async def on_connection(self, connected: bool) -> None:
         if connected:

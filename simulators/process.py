@@ -6,13 +6,19 @@ name, so adding a machine or a variable to a line does not change the values of 
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from simulators.config import DisturbanceKind, VariableConfig
+from simulators.config import (
+    AttributeKind,
+    AttributeStreamConfig,
+    DisturbanceKind,
+    VariableConfig,
+)
 from simulators.disturbances import ActiveDisturbance, combine
 
 Quality = Literal["good", "bad"]
@@ -100,4 +106,63 @@ class VariableProcess:
 
     def prune(self) -> None:
         """Forget finished disturbances (kept until now so /state can report them)."""
+        self.disturbances = [d for d in self.disturbances if not d.finished]
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    index: int  # lots inspected before this one
+    t: float
+    count: int  # defectives in the lot, or defects on the inspected units
+    size: int  # lot size, or units inspected
+
+
+class AttributeProcess:
+    """Counts per inspected lot: Binomial(lot_size, p) defectives or Poisson(c * n) defects.
+
+    A `shift` of k moves the expected count by k standard deviations of the count, as a mean
+    shift does on a variables chart; that is what a p/np/c/u chart's rules must catch.
+    """
+
+    def __init__(self, machine: str, config: AttributeStreamConfig, seed: int) -> None:
+        self.machine = machine
+        self.config = config
+        self._rng = np.random.default_rng(stream_seed(seed, machine, config.name, "counts"))
+        self.index = 0
+        self.disturbances: list[ActiveDisturbance] = []
+        self.last: Lot | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def size(self) -> int:
+        cfg = self.config
+        return int(cfg.lot_size if cfg.kind is AttributeKind.DEFECTIVES else cfg.units_inspected)
+
+    def add(self, disturbance: ActiveDisturbance) -> None:
+        self.disturbances.append(disturbance)
+
+    def next(self, t: float) -> Lot:
+        index = self.index
+        k = 0.0
+        for d in self.disturbances:
+            if d.update(index, t):
+                k += d.spec.effective_magnitude
+                d.samples_affected += 1
+        n, cfg = self.size, self.config
+        if cfg.kind is AttributeKind.DEFECTIVES:
+            p = float(cfg.p or 0.0)
+            p = min(max(p + k * math.sqrt(p * (1 - p) / n), 0.0), 1.0)
+            count = int(self._rng.binomial(n, p))
+        else:
+            lam = float(cfg.defects_per_unit or 0.0) * n
+            lam = max(lam + k * math.sqrt(lam), 0.0)
+            count = int(self._rng.poisson(lam))
+        self.index += 1
+        self.last = Lot(index=index, t=t, count=count, size=n)
+        return self.last
+
+    def prune(self) -> None:
         self.disturbances = [d for d in self.disturbances if not d.finished]

@@ -47,7 +47,7 @@ class Simulator:
             )
             self.opcua = OpcUaLine(config, options.host, options.opcua_port, clock.timestamp,
                                    security)
-            self.line.sample_listeners.append(self.opcua.on_samples)
+            self.line.sample_listeners.append(self.opcua.on_events)
             self.line.connection_listeners.append(self.opcua.on_connection)
         if options.modbus_port is not None or options.modbus_rtu:
             self.modbus = ModbusLine(config)
@@ -55,7 +55,7 @@ class Simulator:
                 self.modbus.add_tcp(options.host, options.modbus_port)
             if options.modbus_rtu:
                 self.modbus.add_rtu(options.modbus_rtu, options.rtu_baudrate, options.rtu_parity)
-            self.line.sample_listeners.append(self.modbus.on_samples)
+            self.line.sample_listeners.append(self.modbus.on_events)
             self.line.connection_listeners.append(self.modbus.on_connection)
         if options.control_port is not None:
             self.control = ControlServer(self.line, options.host, options.control_port)

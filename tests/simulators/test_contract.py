@@ -90,8 +90,8 @@ async def test_opcua_and_modbus_serve_the_same_sample(simulator_factory):
         assert abs(value - mean) < 6 * sigma
 
 
-async def test_opcua_address_space_is_shaped_like_the_contract(simulator: RunningSimulator):
-    async with Client(simulator.opcua_endpoint, timeout=10) as client:
+async def test_opcua_address_space_is_shaped_like_the_contract(shared_simulator: RunningSimulator):
+    async with Client(shared_simulator.opcua_endpoint, timeout=10) as client:
         assert await client.get_namespace_index("urn:shopfloor-spc:simulator") == 2
         node = await client.nodes.objects.get_child(["2:Line1", "2:CNC1", "2:bore_diameter"])
         assert node.nodeid == ua.NodeId("Line1.CNC1.bore_diameter", 2)
@@ -105,41 +105,41 @@ async def test_opcua_address_space_is_shaped_like_the_contract(simulator: Runnin
         assert names == set(VARIABLES)
 
 
-async def test_mbpoll_reads_the_same_float_as_pymodbus(simulator: RunningSimulator):
+async def test_mbpoll_reads_the_same_float_as_pymodbus(shared_simulator: RunningSimulator):
     # Freeze the sensor so independent reads see one value.
-    simulator.inject("bore_diameter", "stuck")
-    state = wait_for(lambda: stuck_state(simulator), timeout=10)
+    shared_simulator.inject("bore_diameter", "stuck")
+    state = wait_for(lambda: stuck_state(shared_simulator), timeout=10)
     frozen = state["machines"][0]["variables"]["bore_diameter"]["value"]
     out = subprocess.run(
-        ["mbpoll", "-m", "tcp", "-p", str(simulator.modbus_port), "-a", "1", "-0", "-r", "0",
+        ["mbpoll", "-m", "tcp", "-p", str(shared_simulator.modbus_port), "-a", "1", "-0", "-r", "0",
          "-c", "1", "-t", "4:float", "-B", "-1", "127.0.0.1"],
         capture_output=True, text=True, timeout=20, check=True,
     ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("[0]:"))
     mbpoll_value = float(line.split(":", 1)[1])
-    (pymodbus_value, *_) = await read_modbus_floats(simulator.modbus_port)
+    (pymodbus_value, *_) = await read_modbus_floats(shared_simulator.modbus_port)
     assert pymodbus_value == f32(frozen)
     # mbpoll prints 6 significant digits.
     assert mbpoll_value == pytest.approx(pymodbus_value, rel=1e-5)
 
 
 async def test_injected_shift_moves_the_served_value_and_clear_restores_it(
-    simulator: RunningSimulator,
+    shared_simulator: RunningSimulator,
 ):
     # 200 sigma is unmistakable in a single reading (the statistics live in test_process.py).
-    injected = simulator.inject("bore_diameter", "shift", magnitude=200.0)
+    injected = shared_simulator.inject("bore_diameter", "shift", magnitude=200.0)
     assert injected["kind"] == "shift" and injected["magnitude"] == 200.0
-    shifted = await modbus_value_when(simulator.modbus_port, lambda v: v > 25.5)
+    shifted = await modbus_value_when(shared_simulator.modbus_port, lambda v: v > 25.5)
     assert shifted == pytest.approx(26.0, abs=0.05)
-    async with Client(simulator.opcua_endpoint, timeout=10) as client:
+    async with Client(shared_simulator.opcua_endpoint, timeout=10) as client:
         opc = await client.get_node("ns=2;s=Line1.CNC1.bore_diameter").read_value()
     assert opc == pytest.approx(26.0, abs=0.05)
-    state = simulator.state()
+    state = shared_simulator.state()
     assert [d["kind"] for d in state["disturbances"]] == ["shift"]
-    assert simulator.clear() == 1
-    restored = await modbus_value_when(simulator.modbus_port, lambda v: v < 25.5)
+    assert shared_simulator.clear() == 1
+    restored = await modbus_value_when(shared_simulator.modbus_port, lambda v: v < 25.5)
     assert restored == pytest.approx(25.0, abs=0.05)
-    assert simulator.state()["disturbances"] == []
+    assert shared_simulator.state()["disturbances"] == []
 
 
 @pytest.mark.parametrize(

@@ -51,71 +51,72 @@ def active(sim: RunningSimulator) -> bool:
                for d in sim.state()["disturbances"])
 
 
-async def test_sensor_dropout_is_bad_quality_on_both_protocols(simulator: RunningSimulator):
-    simulator.inject("surface_roughness", "dropout")
-    until(lambda: active(simulator))
-    dvs = await opcua_values(simulator.opcua_endpoint)
+async def test_sensor_dropout_is_bad_quality_on_both_protocols(shared_simulator: RunningSimulator):
+    shared_simulator.inject("surface_roughness", "dropout")
+    until(lambda: active(shared_simulator))
+    dvs = await opcua_values(shared_simulator.opcua_endpoint)
     assert dvs[1].StatusCode.value == ua.StatusCodes.BadSensorFailure
     assert dvs[1].Value.Value is None
     assert dvs[0].StatusCode.is_good() and dvs[2].StatusCode.is_good()
-    values, good, fault = await modbus_status(simulator.modbus_port)
+    values, good, fault = await modbus_status(shared_simulator.modbus_port)
     assert math.isnan(values[1]) and not math.isnan(values[0])
     assert good == [True, False, True]
     assert fault == [False, True, False]
-    assert simulator.value("surface_roughness")["quality"] == "bad"
-    simulator.clear()
-    until(lambda: simulator.value("surface_roughness")["quality"] == "good")
-    values, good, fault = await modbus_status(simulator.modbus_port)
+    assert shared_simulator.value("surface_roughness")["quality"] == "bad"
+    shared_simulator.clear()
+    until(lambda: shared_simulator.value("surface_roughness")["quality"] == "good")
+    values, good, fault = await modbus_status(shared_simulator.modbus_port)
     assert not math.isnan(values[1]) and good == [True] * 3 and fault == [False] * 3
 
 
-async def test_stuck_sensor_serves_a_frozen_good_value(simulator: RunningSimulator):
-    simulator.inject("spindle_temp", "stuck")
-    until(lambda: active(simulator))
-    first = await opcua_values(simulator.opcua_endpoint)
-    index = simulator.value("spindle_temp")["index"]
-    until(lambda: simulator.value("spindle_temp")["index"] >= index + 3)
-    later = await opcua_values(simulator.opcua_endpoint)
+async def test_stuck_sensor_serves_a_frozen_good_value(shared_simulator: RunningSimulator):
+    shared_simulator.inject("spindle_temp", "stuck")
+    until(lambda: active(shared_simulator))
+    first = await opcua_values(shared_simulator.opcua_endpoint)
+    index = shared_simulator.value("spindle_temp")["index"]
+    until(lambda: shared_simulator.value("spindle_temp")["index"] >= index + 3)
+    later = await opcua_values(shared_simulator.opcua_endpoint)
     assert later[2].Value.Value == first[2].Value.Value and later[2].StatusCode.is_good()
     assert later[2].SourceTimestamp > first[2].SourceTimestamp  # still sampled, just frozen
     assert later[0].Value.Value != first[0].Value.Value
 
 
-async def test_device_disconnect_and_reconnect(simulator: RunningSimulator):
+async def test_device_disconnect_and_reconnect(shared_simulator: RunningSimulator):
     # A client connected before the disconnect is dropped.
-    client = AsyncModbusTcpClient("127.0.0.1", port=simulator.modbus_port, retries=0, timeout=1)
+    client = AsyncModbusTcpClient("127.0.0.1", port=shared_simulator.modbus_port, retries=0,
+                                  timeout=1)
     await client.connect()
     assert not (await client.read_holding_registers(0, count=2, device_id=1)).isError()
-    simulator.inject(None, "disconnect", machine=None)
-    until(lambda: not simulator.state()["connected"])
-    until(lambda: not port_answers(simulator.modbus_port) and not port_answers(
-        simulator.opcua_port))
+    shared_simulator.inject(None, "disconnect", machine=None)
+    until(lambda: not shared_simulator.state()["connected"])
+    until(lambda: not port_answers(shared_simulator.modbus_port) and not port_answers(
+        shared_simulator.opcua_port))
     with pytest.raises(Exception):  # noqa: B017 - the connection is gone, whatever pymodbus calls it
         await client.read_holding_registers(0, count=2, device_id=1)
     client.close()
     with pytest.raises((OSError, asyncio.TimeoutError)):
-        async with Client(simulator.opcua_endpoint, timeout=2):
+        async with Client(shared_simulator.opcua_endpoint, timeout=2):
             pass
     with socket.socket() as s:  # refused, not hanging: the port is closed like a powered-off PLC
         s.settimeout(2)
-        assert s.connect_ex(("127.0.0.1", simulator.modbus_port)) != 0
+        assert s.connect_ex(("127.0.0.1", shared_simulator.modbus_port)) != 0
     # The process keeps sampling while the device is off.
-    index = simulator.value("bore_diameter")["index"]
-    until(lambda: simulator.value("bore_diameter")["index"] > index)
-    simulator.clear()
-    until(lambda: port_answers(simulator.modbus_port) and port_answers(simulator.opcua_port))
-    values, good, _ = await modbus_status(simulator.modbus_port)
+    index = shared_simulator.value("bore_diameter")["index"]
+    until(lambda: shared_simulator.value("bore_diameter")["index"] > index)
+    shared_simulator.clear()
+    until(lambda: all(port_answers(p) for p in shared_simulator.ports.values()))
+    values, good, _ = await modbus_status(shared_simulator.modbus_port)
     assert abs(values[0] - 25.0) < 0.05 and good == [True] * 3
-    dvs = await opcua_values(simulator.opcua_endpoint)
+    dvs = await opcua_values(shared_simulator.opcua_endpoint)
     assert all(dv.StatusCode.is_good() for dv in dvs)
 
 
-async def test_timed_disconnect_reconnects_by_itself(simulator: RunningSimulator):
-    simulator.inject(None, "disconnect", machine=None, for_seconds=1.5)
-    until(lambda: not simulator.state()["connected"])
-    until(lambda: simulator.state()["connected"], timeout=10)
-    until(lambda: port_answers(simulator.modbus_port) and port_answers(simulator.opcua_port))
-    (d,) = simulator.state()["disturbances"]
+async def test_timed_disconnect_reconnects_by_itself(shared_simulator: RunningSimulator):
+    shared_simulator.inject(None, "disconnect", machine=None, for_seconds=1.5)
+    until(lambda: not shared_simulator.state()["connected"])
+    until(lambda: shared_simulator.state()["connected"], timeout=10)
+    until(lambda: all(port_answers(p) for p in shared_simulator.ports.values()))
+    (d,) = shared_simulator.state()["disturbances"]
     assert d["state"] == "finished"
 
 

@@ -101,11 +101,11 @@ def f32(x: float) -> float:
     return struct.unpack(">f", struct.pack(">f", x))[0]
 
 
-def test_mbpoll_reads_every_encoding_of_every_variable(simulator: RunningSimulator):
-    values = freeze_all(simulator)
+def test_mbpoll_reads_every_encoding_of_every_variable(shared_simulator: RunningSimulator):
+    values = freeze_all(shared_simulator)
     expected32 = [f32(values[n]) for n in VARIABLES]
     expected64 = [values[n] for n in VARIABLES]
-    port = simulator.modbus_port
+    port = shared_simulator.modbus_port
     # mbpoll's own float decoding: -B is ABCD, its default is CDAB; holding and input tables.
     for table in ("4:float", "3:float"):
         abcd = mbpoll(port, table, 0, 3, "-B")
@@ -138,14 +138,14 @@ def test_mbpoll_reads_every_encoding_of_every_variable(simulator: RunningSimulat
         assert got == pytest.approx(values[name], abs=1 / scales[name])
 
 
-async def test_uint32_sample_counters_count_samples(simulator: RunningSimulator):
-    client = AsyncModbusTcpClient("127.0.0.1", port=simulator.modbus_port)
+async def test_uint32_sample_counters_count_samples(shared_simulator: RunningSimulator):
+    client = AsyncModbusTcpClient("127.0.0.1", port=shared_simulator.modbus_port)
     await client.connect()
     try:
-        before = simulator.value("bore_diameter")["index"]
+        before = shared_simulator.value("bore_diameter")["index"]
         regs = (await client.read_input_registers(mm.SAMPLE_COUNTER_BASE, count=6,
                                                   device_id=1)).registers
-        after = simulator.value("bore_diameter")["index"]
+        after = shared_simulator.value("bore_diameter")["index"]
         count = client.convert_from_registers(regs[:2], client.DATATYPE.UINT32)
         assert before <= count <= after
         time.sleep(0.5)
@@ -190,9 +190,9 @@ def test_readme_documents_the_map_layout():
         assert fragment in readme, fragment
 
 
-def test_modbus_writes_are_refused(simulator: RunningSimulator):
+def test_modbus_writes_are_refused(shared_simulator: RunningSimulator):
     out = subprocess.run(
-        ["mbpoll", "-m", "tcp", "-p", str(simulator.modbus_port), "-a", "1", "-0", "-r", "0",
+        ["mbpoll", "-m", "tcp", "-p", str(shared_simulator.modbus_port), "-a", "1", "-0", "-r", "0",
          "-t", "4", "-1", "127.0.0.1", "1234"],
         capture_output=True, text=True, timeout=20,
     )

@@ -80,16 +80,15 @@ async def test_sign_and_encrypt_admits_the_trusted_certificate_only(
     with pytest.raises((ua.UaError, OSError, asyncio.TimeoutError)):
         await read_bore(Client(sim.opcua_endpoint, timeout=5))
 
-
-async def test_the_server_certificate_is_reused_on_the_next_start(simulator_factory,
-                                                                   tmp_path: Path):
-    args = ["--opcua-security", "None,Basic256Sha256_SignAndEncrypt",
-            "--cert-dir", str(tmp_path / "pki")]
-    first = simulator_factory(extra_args=args)
-    cert = (tmp_path / "pki" / "server_cert.der").read_bytes()
-    first.stop()
-    simulator_factory(extra_args=args)
-    assert (tmp_path / "pki" / "server_cert.der").read_bytes() == cert
+    # The next start reuses the certificate made on the first.
+    server_cert = (pki / "server_cert.der").read_bytes()
+    sim.stop()
+    again = simulator_factory(extra_args=sim.args[sim.args.index("--opcua-security"):])
+    assert (pki / "server_cert.der").read_bytes() == server_cert
+    cert, key, uri = client_certs["trusted"]
+    client = await secure_client(again.opcua_endpoint, cert, key, uri,
+                                 ua.MessageSecurityMode.SignAndEncrypt)
+    assert abs(await read_bore(client) - 25.0) < 0.05
 
 
 async def test_username_and_password_are_required_when_configured(simulator_factory):
