@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 # Modbus layout keeps each encoding in a 100-register block, and float64 takes 4 registers, so a
 # machine carries at most 25 process variables (see modbus_map.py).
 MAX_VARIABLES_PER_MACHINE = 25
+MAX_ATTRIBUTE_STREAMS_PER_MACHINE = 25
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 
 
@@ -183,6 +184,11 @@ class MachineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
+        if len(self.attributes) > MAX_ATTRIBUTE_STREAMS_PER_MACHINE:
+            raise ValueError(
+                f"at most {MAX_ATTRIBUTE_STREAMS_PER_MACHINE} attribute streams per machine; "
+                f"split the machine in two"
+            )
         if len(self.variables) > MAX_VARIABLES_PER_MACHINE:
             raise ValueError(
                 f"at most {MAX_VARIABLES_PER_MACHINE} variables per machine "

@@ -38,6 +38,7 @@ STRING = ua.VariantType.String
 BOOLEAN = ua.VariantType.Boolean
 # Part mode tags of a machine; part_count is written last, so it is the trigger to watch.
 PART_TAGS = {"part_id": STRING, "part_complete": BOOLEAN, "part_count": UINT32}
+_ZERO: dict[ua.VariantType, object] = {UINT32: 0, STRING: "", BOOLEAN: False}
 
 
 def _good(value: object, vtype: ua.VariantType, ts: datetime, now: datetime) -> ua.DataValue:
@@ -128,7 +129,7 @@ class OpcUaLine:
         idx = self.namespace_index
         nid = ua.NodeId(node_id(self.config.line, machine, name), idx)
         node = await parent.add_variable(
-            nid, ua.QualifiedName(browse_name or name, idx), ua.Variant(None, vtype),
+            nid, ua.QualifiedName(browse_name or name, idx), ua.Variant(_ZERO[vtype], vtype),
             varianttype=vtype,
         )
         await server.write_attribute_value(nid, ua.DataValue(
