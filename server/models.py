@@ -6,10 +6,10 @@ import math
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Key = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-ChartType = Literal["imr"]
+ChartType = Literal["imr", "xbar-r", "xbar-s", "p", "np", "c", "u", "ewma", "cusum"]
 Quality = Literal["good", "uncertain", "bad"]
 QUALITY_CODES: dict[str, int] = {"good": 0, "uncertain": 1, "bad": 2}
 QUALITY_NAMES: dict[int, str] = {v: k for k, v in QUALITY_CODES.items()}
@@ -21,11 +21,26 @@ class Strict(BaseModel):
 
 # --- characteristics -------------------------------------------------------------------------
 
+class ChartOptionsModel(Strict):
+    """Chart settings that are not estimated (spc_core.phases.ChartOptions)."""
+
+    sigma_method: Literal["mr", "mr_median", "rbar", "sbar", "pooled", "sd"] | None = None
+    mr_span: int = Field(2, ge=2, le=100)
+    laney: bool = Field(False, description="Laney p'/u' for over-dispersed attributes data")
+    lam: float = Field(0.2, gt=0, le=1, description="EWMA weight")
+    L: float = Field(3.0, gt=0, le=10, description="EWMA limit width in sigma")
+    k: float = Field(0.5, ge=0, le=10, description="CUSUM reference value in sigma")
+    h: float = Field(5.0, gt=0, le=50, description="CUSUM decision interval in sigma")
+    fir: float = Field(0.0, ge=0, le=50, description="CUSUM head start in sigma")
+
+
 class CharacteristicCreate(Strict):
     key: str = Key
     name: str = Field(min_length=1, max_length=200)
     unit: str = Field("", max_length=32)
     chart_type: ChartType = "imr"
+    subgroup_size: int = Field(1, ge=1, le=100, description="samples per subgroup (Xbar charts)")
+    options: ChartOptionsModel = Field(default_factory=ChartOptionsModel)
     lsl: float | None = None
     usl: float | None = None
     target: float | None = None
@@ -39,6 +54,17 @@ class CharacteristicCreate(Strict):
         if v is not None and not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
+
+    @model_validator(mode="after")
+    def _subgroups_fit_the_chart(self) -> CharacteristicCreate:
+        xbar = self.chart_type in ("xbar-r", "xbar-s")
+        if xbar and self.subgroup_size < 2:
+            raise ValueError(f"a {self.chart_type} chart needs subgroup_size >= 2")
+        if not xbar and self.subgroup_size != 1:
+            raise ValueError(
+                f"subgroup_size applies to xbar-r/xbar-s charts, not {self.chart_type}"
+            )
+        return self
 
 
 class CharacteristicUpdate(Strict):
@@ -56,6 +82,8 @@ class CharacteristicPublic(BaseModel):
     name: str
     unit: str
     chart_type: str
+    subgroup_size: int = 1
+    options: dict = {}
     lsl: float | None
     usl: float | None
     target: float | None
@@ -68,8 +96,11 @@ class CharacteristicPublic(BaseModel):
 # --- control limits ----------------------------------------------------------------------------
 
 class LimitsCreate(Strict):
+    """Variables charts: center = process mean, sigma = process sigma. Attributes charts:
+    center = p-bar, c-bar or u-bar, sigma = Laney's sigma_z (1 for the classic chart)."""
+
     center: float
-    sigma: float = Field(gt=0)
+    sigma: float = Field(1.0, gt=0)
     effective_from: datetime | None = None
     reason: str = Field(min_length=3, max_length=2000)
 
@@ -78,8 +109,8 @@ class LimitsPublic(BaseModel):
     version: int
     center: float
     sigma: float
-    ucl: float
-    lcl: float
+    ucl: float | None = Field(description="nominal; per-point limits are in the chart data")
+    lcl: float | None
     mr_center: float | None
     mr_ucl: float | None
     effective_from: datetime
@@ -96,6 +127,7 @@ class SampleIn(Strict):
     value: float | None = None
     quality: Quality = "good"
     part_id: str | None = Field(None, max_length=128)
+    size: float | None = Field(None, gt=0, description="units inspected (p, np and u charts)")
 
 
 class IngestRequest(Strict):
@@ -125,11 +157,24 @@ class HeartbeatCreate(BaseModel):
 
 # --- chart data --------------------------------------------------------------------------------
 
+class CompanionPoint(BaseModel):
+    """The dispersion chart's point (MR, R or S) beside an I or Xbar point."""
+
+    statistic: float | None
+    center: float | None
+    ucl: float | None
+    lcl: float | None
+
+
 class ChartPoint(BaseModel):
     ts: datetime
-    value: float | None
-    quality: Quality
-    mr: float | None
+    statistic: float | None = Field(description="the plotted statistic")
+    center: float | None
+    ucl: float | None
+    lcl: float | None
+    sigma: float | None = Field(description="sigma of the plotted statistic: zone width")
+    companion: CompanionPoint | None = None
+    quality: Quality = "good"
     limits_version: int | None
     violations: list[str]
 

@@ -62,9 +62,10 @@ async function select(key) {
   const chart = await api.get(`/characteristics/${encodeURIComponent(key)}/chart`,
     { limit: MAX_POINTS });
   current?.charts.destroy();
-  const data = new ChartData(chart.points, chart.limits);
+  const data = new ChartData(chart.points);
   const c = chart.characteristic;
-  current = { key, data, unit: c.unit, charts: drawCharts($("#chart-i"), $("#chart-mr"), data, c.unit) };
+  current = { key, data, limits: chart.limits, unit: c.unit,
+    charts: drawCharts($("#chart-i"), $("#chart-mr"), data, c.chart_type, c.unit) };
   $("#chart-title").textContent = `${c.name} (${c.key})`;
   document.querySelectorAll("nav button").forEach((b) =>
     b.setAttribute("aria-current", String(b.dataset.key === key)));
@@ -73,12 +74,13 @@ async function select(key) {
 }
 
 function renderSummary() {
-  const { data } = current;
-  const l = data.current();
-  const last = data.x.filter((v) => v !== null).at(-1);
+  const { data, limits } = current;
+  const l = limits.at(-1);
+  const i = data.t.length - 1;
+  const last = data.stat.filter((v) => v !== null).at(-1);
   const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toPrecision(6));
-  const items = [["last", fmt(last)], ["CL", fmt(l?.center)], ["UCL", fmt(l?.ucl)],
-    ["LCL", fmt(l?.lcl)], ["σ", fmt(l?.sigma)], ["limits", l ? `v${l.version}` : "none yet"],
+  const items = [["last", fmt(last)], ["CL", fmt(data.center[i])], ["UCL", fmt(data.ucl[i])],
+    ["LCL", fmt(data.lcl[i])], ["σ", fmt(l?.sigma)], ["limits", l ? `v${l.version}` : "none yet"],
     ["points", data.t.length]];
   $("#summary").replaceChildren(...items.flatMap(([k, v]) => {
     const dt = document.createElement("dt"); dt.textContent = k;
@@ -112,7 +114,7 @@ function onEvent(event) {
     current.charts.update();
     renderSummary();
   } else if (event.type === "limits") {
-    current.data.limits.push(event.limits);
+    current.limits.push(event.limits);
     renderSummary();
   } else if (event.type === "alarm") {
     renderAlarms();

@@ -1,93 +1,116 @@
-// I-MR control charts with uPlot: individuals with per-point (stair-step) CL/UCL/LCL and
-// violation markers, and the moving-range chart below it.
+// Control charts with uPlot. The server sends, per point, the plotted statistic with its own
+// centre line, limits and zone sigma (stair steps where limits or lot sizes change), so the page
+// draws exactly what the alarms were raised on and never computes a limit itself.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 
-const COLORS = { value: "#4aa3ff", center: "#2fbf71", limit: "#ff4d4f", mr: "#c39bff" };
-const MR_D2 = 1.128; // span-2 moving range, Montgomery Table VI (n = 2)
-const MR_D4 = 3.267;
+const COLORS = { stat: "#4aa3ff", center: "#2fbf71", limit: "#ff4d4f", comp: "#c39bff",
+  zoneA: "rgba(255,77,79,0.10)", zoneB: "rgba(245,166,35,0.08)" };
+const TITLES = { imr: ["Individuals", "Moving range"], "xbar-r": ["Subgroup means", "Ranges"],
+  "xbar-s": ["Subgroup means", "Standard deviations"], p: ["Fraction defective (p)"],
+  np: ["Number defective (np)"], c: ["Defects (c)"], u: ["Defects per unit (u)"],
+  ewma: ["EWMA"], cusum: ["CUSUM (upper sum, sigma units)"] };
+const KEYS = ["t", "stat", "center", "ucl", "lcl", "sigma", "viol", "rules", "cStat", "cCenter",
+  "cUcl", "version"];
 
-function limitsAt(limits, version) {
-  return limits.find((l) => l.version === version) || null;
-}
-
-// Series arrays from chart points (as returned by /chart, or appended live).
 export class ChartData {
-  constructor(points, limits) {
-    this.limits = limits;
-    this.t = []; this.x = []; this.cl = []; this.ucl = []; this.lcl = [];
-    this.mr = []; this.mrCl = []; this.mrUcl = []; this.viol = []; this.rules = [];
+  constructor(points) {
+    for (const k of KEYS) this[k] = [];
     for (const p of points) this.push(p);
   }
 
-  current() { return this.limits.length ? this.limits[this.limits.length - 1] : null; }
-
   push(p) {
-    const good = p.quality !== "bad" && p.value !== null;
-    const version = p.limits_version ?? this.current()?.version;
-    const l = version ? limitsAt(this.limits, version) : null;
-    let prev = null;
-    for (let i = this.x.length - 1; i >= 0; i--) if (this.x[i] !== null) { prev = this.x[i]; break; }
+    const v = (x) => (x === undefined ? null : x);
     this.t.push(new Date(p.ts).getTime() / 1000);
-    this.x.push(good ? p.value : null);
-    this.cl.push(l ? l.center : null);
-    this.ucl.push(l ? l.ucl : null);
-    this.lcl.push(l ? l.lcl : null);
-    this.mr.push(good && prev !== null ? Math.abs(p.value - prev) : null);
-    this.mrCl.push(l ? MR_D2 * l.sigma : null);
-    this.mrUcl.push(l ? MR_D4 * MR_D2 * l.sigma : null);
-    const violated = (p.violations || []).length > 0;
-    this.viol.push(violated && good ? p.value : null);
-    this.rules.push(p.violations || []);
+    this.stat.push(v(p.statistic));
+    this.center.push(v(p.center));
+    this.ucl.push(v(p.ucl));
+    this.lcl.push(v(p.lcl));
+    this.sigma.push(v(p.sigma));
+    this.version.push(v(p.limits_version));
+    const rules = p.violations || [];
+    this.rules.push(rules);
+    this.viol.push(rules.length && p.statistic !== null ? p.statistic : null);
+    this.cStat.push(v(p.companion?.statistic));
+    this.cCenter.push(v(p.companion?.center));
+    this.cUcl.push(v(p.companion?.ucl));
   }
+
+  get plotted() { return this.stat.filter((x) => x !== null).length; }
 
   trim(max) {
     const extra = this.t.length - max;
-    if (extra <= 0) return;
-    for (const k of ["t", "x", "cl", "ucl", "lcl", "mr", "mrCl", "mrUcl", "viol", "rules"]) {
-      this[k].splice(0, extra);
-    }
+    if (extra > 0) for (const k of KEYS) this[k].splice(0, extra);
   }
+}
+
+// Zone shading (A: 2-3 sigma, B: 1-2 sigma) from each point's centre and sigma.
+function zonesPlugin(data) {
+  return {
+    hooks: {
+      drawClear: (u) => {
+        const ctx = u.ctx;
+        const band = (k0, k1, color) => {
+          ctx.fillStyle = color;
+          for (let i = 0; i < data.t.length - 1; i++) {
+            const c = data.center[i];
+            const s = data.sigma[i];
+            if (c === null || s === null) continue;
+            const x0 = u.valToPos(data.t[i], "x", true);
+            const x1 = u.valToPos(data.t[i + 1], "x", true);
+            for (const sign of [1, -1]) {
+              const y0 = u.valToPos(c + sign * k0 * s, "y", true);
+              const y1 = u.valToPos(c + sign * k1 * s, "y", true);
+              ctx.fillRect(x0, Math.min(y0, y1), x1 - x0, Math.abs(y1 - y0));
+            }
+          }
+        };
+        band(2, 3, COLORS.zoneA);
+        band(1, 2, COLORS.zoneB);
+      },
+    },
+  };
 }
 
 function size(el) { return { width: Math.max(300, el.clientWidth), height: 260 }; }
 
-export function drawCharts(elI, elMR, data, unit) {
+export function drawCharts(elMain, elComp, data, kind, unit) {
   const stepped = uPlot.paths.stepped({ align: 1 });
   const line = (label, stroke, dash) => ({ label, stroke, width: 1.5, dash, paths: stepped,
     points: { show: false } });
-  const i = new uPlot({
-    ...size(elI), title: `Individuals (${unit || "value"})`,
-    scales: { x: { time: true } },
+  const [mainTitle, compTitle] = TITLES[kind] || ["Statistic"];
+  const axes = [{ stroke: "#93a1b0" }, { stroke: "#93a1b0", size: 70 }];
+  const main = new uPlot({
+    ...size(elMain), title: `${mainTitle}${unit ? ` (${unit})` : ""}`,
+    scales: { x: { time: true } }, axes, plugins: [zonesPlugin(data)],
     series: [
       {},
-      { label: "value", stroke: COLORS.value, width: 1.5, points: { show: true, size: 4 } },
+      { label: "statistic", stroke: COLORS.stat, width: 1.5, points: { show: true, size: 4 } },
       line("CL", COLORS.center),
       line("UCL", COLORS.limit, [6, 4]),
       line("LCL", COLORS.limit, [6, 4]),
       { label: "violation", stroke: "transparent",
         points: { show: true, size: 12, fill: COLORS.limit, stroke: "#fff", width: 2 } },
     ],
-    axes: [{ stroke: "#93a1b0" }, { stroke: "#93a1b0", size: 70 }],
-  }, [data.t, data.x, data.cl, data.ucl, data.lcl, data.viol], elI);
-  const mr = new uPlot({
-    ...size(elMR), title: "Moving range",
-    scales: { x: { time: true } },
-    series: [
-      {},
-      { label: "MR", stroke: COLORS.mr, width: 1.5, points: { show: false } },
-      line("MR-bar", COLORS.center),
-      line("UCL", COLORS.limit, [6, 4]),
-    ],
-    axes: [{ stroke: "#93a1b0" }, { stroke: "#93a1b0", size: 70 }],
-  }, [data.t, data.mr, data.mrCl, data.mrUcl], elMR);
+  }, [data.t, data.stat, data.center, data.ucl, data.lcl, data.viol], elMain);
+  let comp = null;
+  elComp.hidden = !compTitle;
+  if (compTitle) {
+    comp = new uPlot({
+      ...size(elComp), title: compTitle, scales: { x: { time: true } }, axes,
+      series: [{}, { label: compTitle, stroke: COLORS.comp, width: 1.5, points: { show: false } },
+        line("CL", COLORS.center), line("UCL", COLORS.limit, [6, 4])],
+    }, [data.t, data.cStat, data.cCenter, data.cUcl], elComp);
+  }
   const update = () => {
-    i.setData([data.t, data.x, data.cl, data.ucl, data.lcl, data.viol]);
-    mr.setData([data.t, data.mr, data.mrCl, data.mrUcl]);
+    main.setData([data.t, data.stat, data.center, data.ucl, data.lcl, data.viol]);
+    comp?.setData([data.t, data.cStat, data.cCenter, data.cUcl]);
+    elMain.dataset.plotted = String(data.plotted);
   };
-  const resize = () => { i.setSize(size(elI)); mr.setSize(size(elMR)); };
+  elMain.dataset.plotted = String(data.plotted);
+  const resize = () => { main.setSize(size(elMain)); comp?.setSize(size(elComp)); };
   window.addEventListener("resize", resize);
   return {
     update,
-    destroy() { window.removeEventListener("resize", resize); i.destroy(); mr.destroy(); },
+    destroy() { window.removeEventListener("resize", resize); main.destroy(); comp?.destroy(); },
   };
 }

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
 
-COLUMNS = """id, key, name, unit, chart_type, lsl, usl, target, rules, baseline_points,
+COLUMNS = """id, key, name, unit, chart_type, subgroup_size, options::text AS options, lsl, usl,
+    target, rules, baseline_points,
     (SELECT key FROM stations WHERE id = station_id) AS station"""
 
 
 async def create(conn: asyncpg.Connection, data: dict[str, Any]) -> asyncpg.Record:
     return await conn.fetchrow(
         f"""INSERT INTO characteristics (key, name, unit, chart_type, lsl, usl, target, rules,
-                                        baseline_points, station_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                        baseline_points, station_id, subgroup_size, options)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
             ON CONFLICT (key) DO NOTHING
             RETURNING {COLUMNS}""",
         data["key"], data["name"], data["unit"], data["chart_type"], data["lsl"], data["usl"],
         data["target"], data["rules"], data["baseline_points"], data.get("station_id"),
+        data.get("subgroup_size", 1), json.dumps(data.get("options") or {}),
     )
 
 

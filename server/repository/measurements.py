@@ -11,7 +11,7 @@ STAGE_TABLE = "ingest_stage"
 
 async def insert_new(
     conn: asyncpg.Connection,
-    rows: list[tuple[int, datetime, float | None, int, str | None]],
+    rows: list[tuple[int, datetime, float | None, int, str | None, float | None]],
 ) -> list[asyncpg.Record]:
     """COPY rows into a per-connection staging table, then keep those not already stored.
 
@@ -21,14 +21,15 @@ async def insert_new(
     await conn.execute(
         f"""CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (
                 characteristic_id int, ts timestamptz, value double precision,
-                quality smallint, part_id text) ON COMMIT DELETE ROWS"""
+                quality smallint, part_id text, sample_size double precision)
+            ON COMMIT DELETE ROWS"""
     )
     await conn.copy_records_to_table(STAGE_TABLE, records=rows)
     # DISTINCT ON keeps the first of two samples a batch gives for one (characteristic, ts).
     return await conn.fetch(
-        f"""INSERT INTO measurements (characteristic_id, ts, value, quality, part_id)
+        f"""INSERT INTO measurements (characteristic_id, ts, value, quality, part_id, sample_size)
             SELECT DISTINCT ON (characteristic_id, ts)
-                   characteristic_id, ts, value, quality, part_id
+                   characteristic_id, ts, value, quality, part_id, sample_size
             FROM {STAGE_TABLE}
             ORDER BY characteristic_id, ts
             ON CONFLICT (characteristic_id, ts) DO NOTHING
@@ -41,11 +42,11 @@ async def evaluation_window(
 ) -> list[asyncpg.Record]:
     """Good points from `since` on, preceded by up to `history` good points before it."""
     return await conn.fetch(
-        """(SELECT ts, value FROM measurements
+        """(SELECT ts, value, sample_size FROM measurements
             WHERE characteristic_id = $1 AND ts < $2 AND quality < 2
             ORDER BY ts DESC LIMIT $3)
            UNION ALL
-           (SELECT ts, value FROM measurements
+           (SELECT ts, value, sample_size FROM measurements
             WHERE characteristic_id = $1 AND ts >= $2 AND quality < 2)
            ORDER BY ts""",
         characteristic_id, since, history,
@@ -56,7 +57,7 @@ async def first_good(
     conn: asyncpg.Connection, characteristic_id: int, count: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT ts, value FROM measurements
+        """SELECT ts, value, sample_size FROM measurements
            WHERE characteristic_id = $1 AND quality < 2 ORDER BY ts LIMIT $2""",
         characteristic_id, count,
     )
@@ -69,7 +70,7 @@ async def chart_range(
     """The most recent `limit` points in [start, end), in time order."""
     return await conn.fetch(
         """SELECT * FROM (
-               SELECT ts, value, quality FROM measurements
+               SELECT ts, value, quality, sample_size FROM measurements
                WHERE characteristic_id = $1
                  AND ($2::timestamptz IS NULL OR ts >= $2)
                  AND ($3::timestamptz IS NULL OR ts < $3)
@@ -93,43 +94,12 @@ async def span(
     )
 
 
-async def downsampled(
-    conn: asyncpg.Connection, characteristic_id: int, start: datetime, end: datetime,
-    buckets: int,
-) -> list[asyncpg.Record]:
-    """The lowest and highest good point of each of `buckets` equal time buckets in
-    [start, end], plus every point that completed a rule violation and every bad point, so
-    that a zoomed-out chart still shows the extremes and every signal."""
-    return await conn.fetch(
-        """WITH pts AS (
-               SELECT ts, value, quality,
-                      floor(extract(epoch FROM ts - $2) / $4)::bigint AS bucket
-               FROM measurements
-               WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3)
-           SELECT ts, value, quality FROM (
-               (SELECT DISTINCT ON (bucket) ts, value, quality FROM pts WHERE quality < 2
-                ORDER BY bucket, value, ts)
-               UNION
-               (SELECT DISTINCT ON (bucket) ts, value, quality FROM pts WHERE quality < 2
-                ORDER BY bucket, value DESC, ts)
-               UNION
-               (SELECT DISTINCT ON (bucket) ts, value, quality FROM pts WHERE quality = 2
-                ORDER BY bucket, ts)
-               UNION
-               (SELECT p.ts, p.value, p.quality FROM pts p
-                JOIN violations v ON v.characteristic_id = $1 AND v.ts = p.ts)
-           ) kept ORDER BY ts""",
-        characteristic_id, start, end,
-        max((end - start).total_seconds() / buckets, 1e-6),
-    )
-
-
 async def export_rows(
     conn: asyncpg.Connection, characteristic_id: int, start: datetime | None,
     end: datetime | None,
 ):
     return conn.cursor(
-        """SELECT ts, value, quality, part_id, received_at FROM measurements
+        """SELECT ts, value, quality, part_id, sample_size, received_at FROM measurements
            WHERE characteristic_id = $1
              AND ($2::timestamptz IS NULL OR ts >= $2)
              AND ($3::timestamptz IS NULL OR ts < $3)

@@ -20,7 +20,9 @@ from server.models import QUALITY_CODES, IngestRequest, IngestResult
 from server.repository import characteristics as characteristics_repo
 from server.repository import hierarchy as hierarchy_repo
 from server.repository import measurements as measurements_repo
+from server.repository import subgroups as subgroups_repo
 from server.services import spc_eval
+from server.services.charting import ATTRIBUTE_KINDS, SIZED_KINDS, SUBGROUP_KINDS
 
 INGEST_LOCK_CLASS = 0x5350  # first key of the two-int advisory lock; the second is the id
 
@@ -73,9 +75,10 @@ async def ingest(
                         f"{s.characteristic!r} is on line {line!r}",
                         sample=i,
                     )
+        check_kinds(request, known)
         rows = [
             (known[s.characteristic]["id"], s.ts, None if s.quality == "bad" else s.value,
-             QUALITY_CODES[s.quality], s.part_id)
+             QUALITY_CODES[s.quality], s.part_id, s.size)
             for s in request.samples
         ]
         events: list[dict[str, Any]] = []
@@ -99,23 +102,43 @@ async def ingest(
                 by_char[r["characteristic_id"]].append(r)
             by_id = {c["id"]: c for c in known.values()}
             for cid, new_rows in sorted(by_char.items()):
-                characteristic = by_id[cid]
-                outcome = await spc_eval.evaluate(
-                    conn, characteristic, min(r["ts"] for r in new_rows)
-                )
-                events.extend(point_events(characteristic["key"], new_rows, outcome))
-                events.extend(outcome.events)
+                events.extend(await evaluate_new(conn, by_id[cid], new_rows))
         return IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted)), events
 
 
-def point_events(
-    key: str, rows: list[asyncpg.Record], outcome: spc_eval.Outcome
+async def evaluate_new(
+    conn: asyncpg.Connection, characteristic: asyncpg.Record, new_rows: list[asyncpg.Record]
 ) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "point", "characteristic": key, "ts": r["ts"].isoformat(),
-            "value": r["value"], "quality": ("good", "uncertain", "bad")[r["quality"]],
-            "violations": outcome.violations_by_ts.get(r["ts"], []),
-        }
-        for r in sorted(rows, key=lambda r: r["ts"])
+    """Evaluate one characteristic's newly stored samples; the live events they produce."""
+    key, kind = characteristic["key"], characteristic["chart_type"]
+    events: list[dict[str, Any]] = [
+        {"type": "point", "characteristic": key, "ts": r["ts"].isoformat(), "quality": "bad",
+         "statistic": None, "violations": []}
+        for r in new_rows if r["quality"] == QUALITY_CODES["bad"] and kind not in SUBGROUP_KINDS
     ]
+    good = [r["ts"] for r in new_rows if r["quality"] != QUALITY_CODES["bad"]]
+    if kind in SUBGROUP_KINDS:
+        good = await subgroups_repo.form(conn, characteristic["id"],
+                                         characteristic["subgroup_size"])
+    if good:
+        events.extend((await spc_eval.evaluate(conn, characteristic, min(good))).events)
+    return events
+
+
+def check_kinds(request: IngestRequest, known: dict[str, asyncpg.Record]) -> None:
+    """Attributes charts count things: whole, non-negative numbers, with the lot size."""
+    for i, s in enumerate(request.samples):
+        kind = known[s.characteristic]["chart_type"]
+        if s.quality == "bad" or kind not in ATTRIBUTE_KINDS:
+            continue
+        where = f"samples[{i}] ({s.characteristic}, a {kind} chart)"
+        assert s.value is not None  # validate() has checked good samples have values
+        if s.value < 0 or s.value != int(s.value):
+            raise IngestRejected(f"{where}: value must be a whole count >= 0, got {s.value}",
+                                 sample=i)
+        if kind in SIZED_KINDS and s.size is None:
+            raise IngestRejected(f"{where}: 'size' (units inspected) is required", sample=i)
+        if kind in ("p", "np") and s.size is not None and s.value > s.size:
+            raise IngestRejected(
+                f"{where}: {s.value:g} defectives exceed the {s.size:g} units inspected", sample=i
+            )

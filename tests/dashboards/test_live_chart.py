@@ -45,12 +45,14 @@ def test_live_chart_updates_and_marks_violation(charted: LiveServer, page) -> No
     page.wait_for_selector("#chart-i canvas")
     page.wait_for_selector("#connection[data-state=live]")
     assert page.text_content("[data-field=points]") == "10"
+    assert page.get_attribute("#chart-i", "data-plotted") == "10"
     assert page.text_content("[data-field=UCL]") == "13.0000"
     sent = time.monotonic()
     ingest(charted, samples("ui_bore", [14.0], start=10))
     page.wait_for_function(
         "document.querySelector('[data-field=points]').textContent === '11'", timeout=2000)
     elapsed = time.monotonic() - sent
+    assert page.get_attribute("#chart-i", "data-plotted") == "11"
     assert elapsed < 2.0  # the promise: a new point appears within 2 s of ingest
     page.wait_for_selector("nav button[data-key=ui_bore][data-status=violation]")
     page.wait_for_selector("#alarms tbody tr[data-state=open]")

@@ -46,11 +46,10 @@ def test_downsampling_keeps_extremes_violations_and_bad_points(
     signals = [p for p in full["points"] if p["violations"]]
     assert small["downsampled"]
     assert 50 <= len(small["points"]) <= 100 + len(signals) + 1
-    values = [p["value"] for p in small["points"] if p["value"] is not None]
+    values = [p["statistic"] for p in small["points"] if p["statistic"] is not None]
     assert max(values) == 9.0 and min(values) == -2.95
-    assert any(p["violations"] == ["we1"] for p in small["points"])
+    assert any("we1" in p["violations"] for p in small["points"])
     assert any(p["quality"] == "bad" for p in small["points"])
-    assert all(p["mr"] is None for p in small["points"])
     ts = [p["ts"] for p in small["points"]]
     assert ts == sorted(ts)
     # without downsample, the most recent points

@@ -57,19 +57,26 @@ def test_rule1_violation_reaches_websocket_and_signed_webhook(
         r = ingest(live_server, {"agent": "t", "samples": samples("bore", [14.0], start=10)})
         assert r.status_code == 200, r.text
         point = ws.wait_for(lambda m: m["type"] == "point" and m["violations"])
-        assert point["violations"] == ["we1"] and point["value"] == 14.0
+        # 14 is beyond the I chart's UCL (13); the jump of 4 beyond the MR chart's (3.686).
+        assert point["violations"] == ["we1", "mr:nelson1"]
+        assert point["statistic"] == 14.0 and point["ucl"] == 13.0
+        assert point["companion"]["statistic"] == pytest.approx(4.0)
+        assert point["companion"]["ucl"] == pytest.approx(3.267 * 1.128, rel=1e-3)
         alarm = ws.wait_for(lambda m: m["type"] == "alarm")
         assert alarm["alarm"]["rule"] == "we1" and alarm["event"] == "alarm.opened"
     finally:
         ws.close()
-    delivery = webhook_receiver.wait_for(1)[0]
-    webhook_signing.verify(hook["secret"], delivery.headers, delivery.body)
-    assert delivery.json["type"] == "alarm.opened"
-    assert delivery.json["data"]["characteristic"] == "bore"
+    deliveries = webhook_receiver.wait_for(2)
+    for delivery in deliveries:
+        webhook_signing.verify(hook["secret"], delivery.headers, delivery.body)
+        assert delivery.json["type"] == "alarm.opened"
+        assert delivery.json["data"]["characteristic"] == "bore"
+    assert {d.json["data"]["rule"] for d in deliveries} == {"we1", "mr:nelson1"}
     with pytest.raises(webhook_signing.SignatureError):
-        webhook_signing.verify(hook["secret"], delivery.headers, delivery.body + b" ")
+        webhook_signing.verify(hook["secret"], deliveries[0].headers, deliveries[0].body + b" ")
     alarms = admin.get("/alarms", params={"characteristic": "bore"}).json()
-    assert [(a["rule"], a["state"], a["point_count"]) for a in alarms] == [("we1", "open", 1)]
+    assert sorted((a["rule"], a["state"], a["point_count"]) for a in alarms) == [
+        ("mr:nelson1", "open", 1), ("we1", "open", 1)]
 
 
 def test_retried_batch_is_stored_once(live_server: LiveServer, admin) -> None:
@@ -82,7 +89,7 @@ def test_retried_batch_is_stored_once(live_server: LiveServer, admin) -> None:
     # The same samples under a new key are recognised as duplicates, not stored twice.
     assert ingest(live_server, body, key="batch-2").json()["duplicates"] == 3
     chart = admin.get("/characteristics/retry/chart").json()
-    assert [p["value"] for p in chart["points"]] == [1.0, 2.0, 3.0]
+    assert [p["statistic"] for p in chart["points"]] == [1.0, 2.0, 3.0]
 
 
 def test_gzip_body_accepted(live_server: LiveServer, admin) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
@@ -19,16 +20,15 @@ from server.repository import audit as audit_repo
 from server.repository import characteristics as characteristics_repo
 from server.repository import hierarchy as hierarchy_repo
 from server.repository import limits as limits_repo
-from server.services import spc_eval
+from server.services import charting, spc_eval
 
 router = APIRouter(prefix="/characteristics", tags=["characteristics"])
 
-SIGMA_MULTIPLE = 3.0
-MR_D2, MR_D4 = 1.128, 3.267  # span-2 moving range: Montgomery Table VI (n = 2)
 
 
 def to_public(row, limits=None) -> CharacteristicPublic:
     data = {k: row[k] for k in CharacteristicPublic.model_fields if k != "limits"}
+    data["options"] = json.loads(row["options"]) if row["options"] else {}
     return CharacteristicPublic(
         **data, limits=LimitsPublic(**spc_eval.limits_public(limits)) if limits else None
     )
@@ -121,11 +121,15 @@ async def activate_limits(
                 f"effective_from must be after the current version's "
                 f"({versions[-1]['effective_from'].isoformat()})"
             )
+        try:
+            lines = charting.nominal_lines(row["chart_type"], row["subgroup_size"],
+                                           charting.options_of(row["options"]),
+                                           body.center, body.sigma)
+        except ValueError as exc:
+            raise InvalidRequest(f"limits do not fit a {row['chart_type']} chart: {exc}") from exc
         created = await limits_repo.add_version(
-            conn, row["id"], center=body.center, sigma=body.sigma,
-            ucl=body.center + SIGMA_MULTIPLE * body.sigma,
-            lcl=body.center - SIGMA_MULTIPLE * body.sigma,
-            mr_center=MR_D2 * body.sigma, mr_ucl=MR_D4 * MR_D2 * body.sigma,
+            conn, row["id"], center=body.center, sigma=body.sigma, ucl=lines["ucl"],
+            lcl=lines["lcl"], mr_center=lines["mr_center"], mr_ucl=lines["mr_ucl"],
             effective_from=effective, created_by=principal.actor, reason=body.reason,
         )
         await audit_repo.record(conn, principal.actor, "limits.activate", key,

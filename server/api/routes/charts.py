@@ -7,6 +7,7 @@ import io
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
@@ -17,7 +18,8 @@ from server.models import QUALITY_NAMES, ChartPoint, ChartPublic, LimitsPublic
 from server.repository import alarms as alarms_repo
 from server.repository import limits as limits_repo
 from server.repository import measurements as measurements_repo
-from server.services import spc_eval
+from server.repository import subgroups as subgroups_repo
+from server.services import charting, spc_eval
 
 router = APIRouter(prefix="/characteristics", tags=["charts"])
 
@@ -30,59 +32,99 @@ def check_range(start: datetime | None, end: datetime | None) -> None:
         raise InvalidRequest("start must be before end")
 
 
+MAX_CHART_POINTS = 2_000_000  # what one downsampled request may read
+
+
+def downsample(
+    ts: list[datetime], stat: np.ndarray, keep_always: np.ndarray, buckets: int
+) -> np.ndarray:
+    """Indices to keep: the lowest and highest statistic of each of `buckets` equal time
+    buckets, plus every index in `keep_always` (violations, bad samples), in time order."""
+    stamps = np.array([t.timestamp() for t in ts])
+    width = max((stamps[-1] - stamps[0]) / buckets, 1e-9)
+    bucket = np.minimum(((stamps - stamps[0]) // width).astype(int), buckets - 1)
+    finite = np.isfinite(stat)
+    keep = keep_always.copy()
+    idx = np.flatnonzero(finite)
+    if idx.size:
+        # sort by (bucket, statistic): the first and last of each bucket are its extremes
+        order = idx[np.lexsort((stat[idx], bucket[idx]))]
+        b = bucket[order]
+        first = np.r_[True, b[1:] != b[:-1]]
+        last = np.r_[b[1:] != b[:-1], True]
+        keep[order[first]] = True
+        keep[order[last]] = True
+    return np.flatnonzero(keep)
+
+
+async def load_points(conn, characteristic, versions, start, end, limit):
+    """Good plotted points of [start, end) (the most recent `limit`), the bad samples among
+    them, and how many leading points were loaded only to start a time-weighted chart."""
+    kind, cid = characteristic["chart_type"], characteristic["id"]
+    if kind in charting.SUBGROUP_KINDS:
+        rows, bad = await subgroups_repo.in_range(conn, cid, start, end, limit), []
+    else:
+        rows = await measurements_repo.chart_range(conn, cid, start, end, limit)
+        bad = [r for r in rows if r["quality"] >= 2]
+        rows = [r for r in rows if r["quality"] < 2]
+    lead = 0
+    if kind in charting.TIME_WEIGHTED and versions and rows:
+        # EWMA and CUSUM points depend on every point since their limits version began.
+        first = rows[0]["ts"]
+        begun = [v["effective_from"] for v in versions if v["effective_from"] <= first]
+        if begun and begun[-1] < first:
+            before = await measurements_repo.evaluation_window(conn, cid, begun[-1], 0)
+            before = [r for r in before if r["ts"] < first]
+            lead = len(before)
+            rows = before + rows
+    return spc_eval.to_points(kind, rows), bad, lead
+
+
 @router.get("/{key}/chart", response_model=ChartPublic)
 async def chart(
     key: str, pool: Pool, principal: OperatorKey,
     start: datetime | None = None, end: datetime | None = None,
     limit: int = Query(500, ge=10, le=200_000, description="most points to return"),
-    downsample: bool = Query(False, description="when [start, end) holds more than `limit` "
-                             "points, return each time bucket's extremes and every violation "
-                             "instead of only the most recent points"),
+    downsample_: bool = Query(False, alias="downsample", description=(
+        "when [start, end) holds more than `limit` points, return each time bucket's extremes "
+        "and every violation instead of only the most recent points")),
 ) -> ChartPublic:
-    """Points in [start, end) with the limits version of each, and the violations they complete.
+    """Plotted points in [start, end): statistic, per-point centre line, limits and zone sigma,
+    the companion dispersion chart (MR, R, S), the limits version of each point and the rule
+    violations raised on it.
 
-    Without `downsample`, the most recent `limit` points of the range. With it, a range larger
-    than `limit` is reduced to the lowest and highest point of `limit / 2` equal time buckets plus
-    every violating and every bad point (`downsampled: true`; moving ranges are then omitted,
-    because neighbours in the reduced series are not neighbours in the process)."""
+    Without `downsample`, the most recent `limit` points of the range. With it, a range holding
+    more is reduced to the lowest and highest point of `limit / 2` equal time buckets plus every
+    violating and every bad point (`downsampled: true`)."""
     check_range(start, end)
     async with pool.acquire() as conn:
         row = await _get(conn, key)
         versions = await limits_repo.versions(conn, row["id"])
-        reduced = False
-        if downsample:
-            extent = await measurements_repo.span(conn, row["id"], start, end)
-            if extent["n"] > limit:
-                reduced = True
-                rows = await measurements_repo.downsampled(
-                    conn, row["id"], start or extent["first"], end or extent["last"], limit // 2
-                )
-        if not reduced:
-            rows = await measurements_repo.chart_range(conn, row["id"], start, end, limit)
-        violations = (
-            await alarms_repo.violations_in(conn, row["id"], rows[0]["ts"], rows[-1]["ts"])
-            if rows else []
-        )
-    by_ts: dict[datetime, list[str]] = {}
+        fetch = MAX_CHART_POINTS if downsample_ else limit
+        points, bad, lead = await load_points(conn, row, versions, start, end, fetch)
+        stamps = points.ts + [b["ts"] for b in bad]
+        violations = (await alarms_repo.violations_in(conn, row["id"], min(stamps), max(stamps))
+                      if stamps else [])
+    scored = charting.score_points(row["chart_type"], row["rules"],
+                                   charting.options_of(row["options"]), points, versions)
+    raised: dict[datetime, list[str]] = {}
     for v in violations:
-        by_ts.setdefault(v["ts"], []).append(v["rule"])
-    ts = [r["ts"] for r in rows]
-    version = spc_eval.per_point_limits(ts, versions)[2] if versions else None
-    points = []
-    previous: float | None = None
-    for i, r in enumerate(rows):
-        good = r["quality"] < 2 and r["value"] is not None
-        mr = abs(r["value"] - previous) if good and previous is not None and not reduced else None
-        if good:
-            previous = r["value"]
-        points.append(ChartPoint(
-            ts=r["ts"], value=r["value"], quality=QUALITY_NAMES[r["quality"]], mr=mr,
-            limits_version=int(version[i]) if version is not None and version[i] > 0 else None,
-            violations=by_ts.get(r["ts"], []),
-        ))
+        raised.setdefault(v["ts"], []).append(v["rule"])
+    good = [ChartPoint(**{**scored.point(i), "violations": raised.get(scored.ts[i], [])})
+            for i in range(lead, len(points))]
+    merged = sorted(good + [
+        ChartPoint(ts=b["ts"], statistic=None, center=None, ucl=None, lcl=None, sigma=None,
+                   quality="bad", limits_version=None, violations=[]) for b in bad
+    ], key=lambda p: p.ts)
+    reduced = downsample_ and len(merged) > limit
+    if reduced:
+        stat = np.array([np.nan if p.statistic is None else p.statistic for p in merged])
+        always = np.array([bool(p.violations) or p.quality == "bad" for p in merged])
+        keep = downsample([p.ts for p in merged], stat, always, max(limit // 2, 1))
+        merged = [merged[i] for i in keep]
     return ChartPublic(
         characteristic=to_public(row, versions[-1] if versions else None),
-        points=points,
+        points=merged,
         limits=[LimitsPublic(**spc_eval.limits_public(v)) for v in versions],
         downsampled=reduced,
     )
@@ -93,7 +135,8 @@ async def export_csv(
     key: str, pool: Pool, principal: OperatorKey,
     start: datetime | None = None, end: datetime | None = None,
 ) -> StreamingResponse:
-    """Every stored sample in [start, end) as CSV: ts, value, quality, part_id, received_at."""
+    """Every stored sample in [start, end) as CSV: ts, value, quality, part_id, size,
+    received_at."""
     check_range(start, end)
     async with pool.acquire() as conn:
         row = await _get(conn, key)
@@ -101,13 +144,14 @@ async def export_csv(
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["ts", "value", "quality", "part_id", "received_at"])
+        writer.writerow(["ts", "value", "quality", "part_id", "size", "received_at"])
         async with pool.acquire() as conn, conn.transaction():
             cursor = await measurements_repo.export_rows(conn, row["id"], start, end)
             async for r in cursor:
                 value = "" if r["value"] is None else repr(r["value"])
+                size = "" if r["sample_size"] is None else repr(r["sample_size"])
                 writer.writerow([r["ts"].isoformat(), value, QUALITY_NAMES[r["quality"]],
-                                 r["part_id"] or "", r["received_at"].isoformat()])
+                                 r["part_id"] or "", size, r["received_at"].isoformat()])
                 if buffer.tell() > 65536:
                     yield buffer.getvalue()
                     buffer.seek(0)

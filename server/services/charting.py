@@ -1,0 +1,198 @@
+"""Plotted points of every chart kind, scored with spc_core against the limits versions.
+
+The server never computes a control limit itself: it loads the plotted points (samples, lots or
+subgroups), turns each limits version into spc_core parameters, and lets `spc_core.phases.score`
+compute the statistic, the per-point centre line, limits and zone sigma. The same function feeds
+SPC on ingest and the chart API, so the chart shows exactly what the alarms were raised on.
+
+Rules are evaluated within each limits version's segment (a run never spans a change of limits,
+as in `spc_core.phases.score_phases`): the primary chart with the characteristic's rule set
+(Shewhart charts) or its own rule (EWMA, CUSUM); the companion dispersion chart (MR, R, S) with
+rule 1 only, reported as `mr:nelson1`, `r:nelson1`, `s:nelson1`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from spc_core.charts.attributes import AttributeParams
+from spc_core.charts.variables import ProcessParams
+from spc_core.phases import CHART_KINDS, ChartOptions, fit, score
+
+SAMPLE_KINDS = frozenset({"imr", "ewma", "cusum", "c"})  # one value per sample
+SIZED_KINDS = frozenset({"p", "np", "u"})  # one count per sample, with the units inspected
+SUBGROUP_KINDS = frozenset({"xbar-r", "xbar-s"})  # subgroups of consecutive samples
+ATTRIBUTE_KINDS = frozenset({"p", "np", "c", "u"})
+TIME_WEIGHTED = frozenset({"ewma", "cusum"})  # each point depends on every earlier one
+PRIMARY = {"imr": "i", "xbar-r": "xbar", "xbar-s": "xbar", "p": "p", "np": "np", "c": "c",
+           "u": "u", "ewma": "ewma", "cusum": "cusum"}
+COMPANION = {"imr": "mr", "xbar-r": "r", "xbar-s": "s"}
+OPTION_NAMES = frozenset({"sigma_method", "mr_span", "laney", "lam", "L", "k", "h", "fir"})
+assert set(PRIMARY) == set(CHART_KINDS)
+
+
+@dataclass
+class Points:
+    """Plotted points in time order: 1-D values or 2-D NaN-padded subgroups, lot sizes if any."""
+
+    ts: list[datetime]
+    data: np.ndarray
+    sizes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass
+class Scored:
+    """Per-point results; NaN where no limits version is in force (version 0)."""
+
+    ts: list[datetime]
+    statistic: np.ndarray
+    center: np.ndarray
+    ucl: np.ndarray
+    lcl: np.ndarray
+    sigma: np.ndarray
+    version: np.ndarray
+    companion: dict[str, np.ndarray] | None
+    violations: dict[int, list[str]] = field(default_factory=dict)
+
+    def point(self, i: int) -> dict[str, Any]:
+        def num(a: np.ndarray) -> float | None:
+            v = float(a[i])
+            return v if np.isfinite(v) else None
+
+        out: dict[str, Any] = {
+            "ts": self.ts[i].isoformat(), "statistic": num(self.statistic),
+            "center": num(self.center), "ucl": num(self.ucl), "lcl": num(self.lcl),
+            "sigma": num(self.sigma), "limits_version": int(self.version[i]) or None,
+            "violations": self.violations.get(i, []),
+        }
+        if self.companion is not None:
+            out["companion"] = {k: num(v) for k, v in self.companion.items()}
+        return out
+
+
+def options_of(raw: dict[str, Any] | str | None) -> ChartOptions:
+    if isinstance(raw, str):  # asyncpg hands jsonb over as text
+        raw = json.loads(raw)
+    return ChartOptions(**{k: v for k, v in (raw or {}).items() if k in OPTION_NAMES})
+
+
+def params_from_limits(kind: str, row: Any) -> ProcessParams | AttributeParams:
+    """spc_core parameters of a stored limits version (center/sigma, see migration 0003)."""
+    if kind in ATTRIBUTE_KINDS:
+        return AttributeParams(rate=float(row["center"]), sigma_z=float(row["sigma"]))
+    return ProcessParams(mean=float(row["center"]), sigma=float(row["sigma"]))
+
+
+def natural_statistic(kind: str, points: Points) -> np.ndarray:
+    """What is plotted before any limits exist: the value, rate or subgroup mean."""
+    if kind in SUBGROUP_KINDS:
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(points.data, axis=1)
+    if kind in ("p", "u") and points.sizes is not None:
+        return points.data / points.sizes
+    return points.data.astype(float)
+
+
+def fit_limits(
+    kind: str, points: Points, options: ChartOptions
+) -> tuple[ProcessParams | AttributeParams, dict[str, float | None]]:
+    """Phase I parameters from baseline points, and the nominal lines to store with them."""
+    params = fit(kind, points.data, sizes=points.sizes, options=options)
+    charts = score(kind, points.data, params, sizes=points.sizes, options=options)
+    primary = charts[PRIMARY[kind]]
+    last = len(points) - 1
+    lines: dict[str, float | None] = {"ucl": _finite(primary.ucl[last]),
+                                      "lcl": _finite(primary.lcl[last]),
+                                      "mr_center": None, "mr_ucl": None}
+    if kind in COMPANION:
+        comp = charts[COMPANION[kind]]
+        lines["mr_center"] = _finite(comp.center[last])
+        lines["mr_ucl"] = _finite(comp.ucl[last])
+    return params, lines
+
+
+def nominal_lines(
+    kind: str, subgroup_size: int, options: ChartOptions, center: float, sigma: float
+) -> dict[str, float | None]:
+    """Lines to store beside manually set parameters (the chart API computes per-point lines).
+
+    Raises ValueError when the parameters cannot belong to this kind of chart."""
+    if kind in ("p", "np") and not 0 < center < 1:
+        raise ValueError(f"center is the fraction defective p-bar, in (0, 1); got {center}")
+    if kind in ("c", "u") and not center > 0:
+        raise ValueError(f"center is the mean count per unit, > 0; got {center}")
+    if kind in SIZED_KINDS:
+        return {"ucl": None, "lcl": None, "mr_center": None, "mr_ucl": None}
+    data = np.full((2, subgroup_size), center) if kind in SUBGROUP_KINDS else np.full(2, center)
+    params = (AttributeParams(rate=center, sigma_z=sigma) if kind in ATTRIBUTE_KINDS
+              else ProcessParams(mean=center, sigma=sigma))
+    charts = score(kind, data, params, options=options)
+    primary = charts[PRIMARY[kind]]
+    lines: dict[str, float | None] = {"ucl": _finite(primary.ucl[-1]),
+                                      "lcl": _finite(primary.lcl[-1]),
+                                      "mr_center": None, "mr_ucl": None}
+    if kind in COMPANION:
+        comp = charts[COMPANION[kind]]
+        lines["mr_center"], lines["mr_ucl"] = _finite(comp.center[-1]), _finite(comp.ucl[-1])
+    return lines
+
+
+def center_sigma(params: ProcessParams | AttributeParams) -> tuple[float, float]:
+    if isinstance(params, AttributeParams):
+        return float(params.rate), float(params.sigma_z)
+    return float(params.mean), float(params.sigma)
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def score_points(
+    kind: str, rules: str, options: ChartOptions, points: Points, versions: list[Any]
+) -> Scored:
+    """Score every point against the version in force at its time; evaluate rules per segment."""
+    n = len(points)
+    nan = np.full(n, np.nan)
+    out = Scored(
+        ts=points.ts, statistic=natural_statistic(kind, points), center=nan.copy(),
+        ucl=nan.copy(), lcl=nan.copy(), sigma=nan.copy(), version=np.zeros(n, dtype=int),
+        companion=({k: nan.copy() for k in ("statistic", "center", "ucl", "lcl")}
+                   if kind in COMPANION else None),
+    )
+    if not versions or n == 0:
+        return out
+    starts = np.array([v["effective_from"].timestamp() for v in versions])
+    stamps = np.array([t.timestamp() for t in points.ts])
+    which = np.searchsorted(starts, stamps, side="right") - 1
+    bounds = np.flatnonzero(np.diff(which)) + 1
+    for a, b in zip(np.r_[0, bounds], np.r_[bounds, n], strict=True):
+        if which[a] < 0:
+            continue
+        version = versions[which[a]]
+        seg = slice(int(a), int(b))
+        sizes = points.sizes[seg] if points.sizes is not None else None
+        charts = score(kind, points.data[seg], params_from_limits(kind, version), sizes=sizes,
+                       options=options)
+        primary = charts[PRIMARY[kind]]
+        for name in ("statistic", "center", "ucl", "lcl", "sigma"):
+            getattr(out, name)[seg] = getattr(primary, name)
+        out.version[seg] = version["version"]
+        found = primary.evaluate(None if kind in TIME_WEIGHTED else rules)
+        if kind in COMPANION:
+            comp = charts[COMPANION[kind]]
+            for name in ("statistic", "center", "ucl", "lcl"):
+                out.companion[name][seg] = getattr(comp, name)  # type: ignore[index]
+            for rule, idx in comp.evaluate(None).items():
+                found = {**found, f"{COMPANION[kind]}:{rule}": idx}
+        for rule, idx in found.items():
+            for i in idx:
+                out.violations.setdefault(int(a) + int(i), []).append(rule)
+    return out
