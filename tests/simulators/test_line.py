@@ -111,3 +111,30 @@ def test_state_reports_unit_ids_and_disturbances():
     assert [(m["name"], m["unit_id"]) for m in state["machines"]] == [("M1", 1), ("M2", 7)]
     (d,) = state["disturbances"]
     assert (d["kind"], d["machine"], d["variable"], d["state"]) == ("trend", "M2", "c", "pending")
+
+
+async def test_rule_showcase_scenario_trips_each_rule_in_its_window():
+    import numpy as np
+
+    from simulators.config import load_line_config, load_scenario
+    from spc_core.charts import imr_limits
+    from spc_core.rules import evaluate_rules
+    from tests.fixtures.simulators import REPO
+
+    examples = REPO / "simulators" / "examples"
+    config = load_line_config(examples / "machining_line.yaml")
+    scenario = load_scenario(examples / "scenarios" / "rule_showcase.yaml", config)
+    config = config.model_copy(update={"disturbances": scenario})
+    clock = VirtualClock(speed=0)
+    line = LineSimulation(config, seed=2026, clock=clock)
+    clock.advance(359.5)  # 720 samples at 2 Hz
+    bore = np.array([e.sample.value for e in await line.tick()
+                     if isinstance(e, Published) and e.variable == "bore_diameter"])
+    assert len(bore) == 720
+    limits = imr_limits(bore[:120])
+    fired = evaluate_rules(bore, limits.center, limits.sigma, rules="nelson")
+    windows = {"nelson2": (120, 180), "nelson3": (240, 260), "nelson4": (360, 420),
+               "nelson7": (480, 540), "nelson8": (600, 660)}
+    for rule, (start, end) in windows.items():
+        hits = fired[rule]
+        assert np.any((hits >= start) & (hits < end + 5)), f"{rule} not in {start}..{end}"
