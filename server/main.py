@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from server.api import errors
 from server.api.routes import (
     alarms,
+    analysis,
     audit,
     characteristics,
     charts,
@@ -83,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (ingest, hierarchy, characteristics, charts, alarms, webhooks, keys, audit,
-                   health, ws):
+    for module in (ingest, hierarchy, characteristics, charts, analysis, alarms, webhooks, keys,
+                   audit, health, ws):
         api.include_router(module.router)
     app.include_router(api)
     app.add_api_route("/metrics", health.metrics, include_in_schema=False)
