@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=parsed.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # asyncua logs every reconnect attempt at INFO/WARNING; our runner reports state itself.
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    # asyncua logs every reconnect attempt, with tracebacks; our runner reports state itself.
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is too much
     try:

@@ -134,7 +134,8 @@ class Uploader:
         Returns the delay before the next attempt after a failure, else None.
         """
         while stop is None or not stop.is_set():
-            batch = self.buffer.next_batch(self.batch_size)
+            # Buffer calls may wait for the disk: they run in a thread, never on the loop.
+            batch = await asyncio.to_thread(self.buffer.next_batch, self.batch_size)
             if batch is None:
                 return None
             delay = await self.send(batch)
@@ -144,12 +145,9 @@ class Uploader:
 
     async def send(self, batch: Batch) -> float | None:
         """One attempt at one batch. Returns None when done with it, else a retry delay."""
-        body = json.dumps({"agent": self.config.agent.name,
-                           "samples": [sample_to_json(s) for s in batch.samples]},
-                          separators=(",", ":")).encode()
+        body = await asyncio.to_thread(self._encode, batch)
         headers = {"Idempotency-Key": batch.key, "Content-Type": "application/json"}
         if self.config.upload.gzip:
-            body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
         try:
             response = await self.client.post(INGEST_PATH, content=body, headers=headers)
@@ -159,7 +157,7 @@ class Uploader:
         status = response.status_code
         self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
         if 200 <= status < 300:
-            self.buffer.ack(batch.key)
+            await asyncio.to_thread(self.buffer.ack, batch.key)
             self.stats.batches_sent += 1
             self.stats.samples_sent += len(batch.samples)
             self.stats.last_success = datetime.now(UTC)
@@ -177,14 +175,14 @@ class Uploader:
             return self.config.upload.backoff_max_s
         if status == 413 and len(batch.samples) > 1:
             self.batch_size = max(1, len(batch.samples) // 2)
-            self.buffer.release(batch.key)
+            await asyncio.to_thread(self.buffer.release, batch.key)
             log.warning("server says the batch is too large (%s); batch size now %d",
                         reason, self.batch_size)
             return None
         index = _rejected_sample(response)
         if status == 422 and index is not None and 0 <= index < len(batch.samples):
             bad = batch.samples[index]
-            self.buffer.release(batch.key, [index], reason)
+            await asyncio.to_thread(self.buffer.release, batch.key, [index], reason)
             self.stats.samples_quarantined += 1
             if bad.characteristic in self._rejected:
                 return None
@@ -193,12 +191,18 @@ class Uploader:
                       "samples of the batch are resent", bad.characteristic, bad.ts.isoformat(),
                       reason, len(batch.samples) - 1)
             return None
-        n = self.buffer.quarantine(batch.key, reason)
+        n = await asyncio.to_thread(self.buffer.quarantine, batch.key, reason)
         self.stats.batches_quarantined += 1
         self.stats.samples_quarantined += n
         log.error("server rejected batch %s permanently (%s); %d samples moved to quarantine",
                   batch.key, reason, n)
         return None
+
+    def _encode(self, batch: Batch) -> bytes:
+        body = json.dumps({"agent": self.config.agent.name,
+                           "samples": [sample_to_json(s) for s in batch.samples]},
+                          separators=(",", ":")).encode()
+        return gzip.compress(body, compresslevel=5) if self.config.upload.gzip else body
 
     def _transient(self, reason: str, retry_after: float | None) -> float:
         self.stats.attempts_failed += 1

@@ -116,19 +116,6 @@ def sample_from(characteristic: str, dv: ua.DataValue, part_id: str | None = Non
     return Sample.of(characteristic, value, quality, ts, part_id)
 
 
-class _Collector:
-    """Subscription callback handler: queues samples for `read()` to hand out."""
-
-    def __init__(self, source: OpcuaSource) -> None:
-        self.source = source
-
-    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
-        self.source._on_change(node, data.monitored_item.Value)
-
-    def status_change_notification(self, status: Any) -> None:
-        self.source._lost = f"subscription status {status}"
-
-
 @register
 class OpcuaSource(Source):
     kind = "opcua"
@@ -148,6 +135,7 @@ class OpcuaSource(Source):
         self._triggers: list[tuple[Node, Node | None, list[Node], OpcuaTrigger]] = []
         self._trigger_seen: dict[ua.NodeId, bool] = {}
         self._trigger_tasks: set[asyncio.Task[None]] = set()
+        self._pump_task: asyncio.Task[None] | None = None
 
     async def _resolve(self, client: Client, node_id: str) -> Node:
         """Turn a configured node id into a Node for this connection."""
@@ -166,7 +154,11 @@ class OpcuaSource(Source):
 
     async def _make_client(self) -> Client:
         cfg = self.config
-        client = Client(cfg.endpoint, timeout=cfg.timeout_s, auto_reconnect=False)
+        # asyncua probes the server every `watchdog_intervall` s and, with a timeout of as much,
+        # declares the link lost; at 1 s (its default) a busy server is "lost" when it is only
+        # slow, so the probe gets the request timeout.
+        client = Client(cfg.endpoint, timeout=cfg.timeout_s, auto_reconnect=False,
+                        watchdog_intervall=max(1.0, cfg.timeout_s))
         client.name = client.description = f"shopfloor-spc edge agent ({cfg.name})"
         if cfg.username:
             client.set_user(cfg.username)
@@ -245,7 +237,10 @@ class OpcuaSource(Source):
         cfg = self.config
         interval = cfg.sampling_interval_ms if cfg.sampling_interval_ms is not None \
             else cfg.interval_s * 1000
-        sub = await client.create_subscription(interval, _Collector(self))
+        # Iterator mode with an unbounded queue: asyncua's default bounded queue drops the
+        # oldest notifications when full, and its callback mode costs one task per value.
+        sub = await client.create_subscription(interval, None, queue_maxsize=0)
+        self._pump_task = asyncio.create_task(self._pump(sub))
         plain = [n for n, t in zip(self._nodes, cfg.tags, strict=True) if not t.deadband]
         results: list[Any] = []
         if plain:
@@ -259,6 +254,16 @@ class OpcuaSource(Source):
         if failed:
             log.warning("%s: %d of %d monitored items refused, first: %s", cfg.name,
                         len(failed), len(results), failed[0])
+
+    async def _pump(self, sub: Any) -> None:
+        from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent
+
+        async for event in sub:
+            if isinstance(event, DataChangeEvent):
+                self._on_change(event.node, event.data.monitored_item.Value)
+            elif isinstance(event, StatusChangeEvent):
+                self._lost = f"subscription status {event.notification.Status}"
+                self._arrived.set()
 
     async def _subscribe_triggers(self, client: Client) -> None:
         self._triggers = []
@@ -356,8 +361,10 @@ class OpcuaSource(Source):
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        for task in list(self._trigger_tasks):
-            task.cancel()
+        for task in [*self._trigger_tasks, self._pump_task]:
+            if task is not None:
+                task.cancel()
+        self._pump_task = None
         if client is not None:
             try:
                 await asyncio.wait_for(client.disconnect(), 2)
