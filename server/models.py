@@ -40,6 +40,10 @@ class CharacteristicCreate(Strict):
     unit: str = Field("", max_length=32)
     chart_type: ChartType = "imr"
     subgroup_size: int = Field(1, ge=1, le=100, description="samples per subgroup (Xbar charts)")
+    subgrouping: Literal["consecutive", "part", "time"] = Field(
+        "consecutive", description="Xbar charts: every subgroup_size samples, one subgroup per "
+        "part_id, or one per time window of subgroup_window_s seconds")
+    subgroup_window_s: float | None = Field(None, gt=0, le=86_400 * 31)
     options: ChartOptionsModel = Field(default_factory=ChartOptionsModel)
     lsl: float | None = None
     usl: float | None = None
@@ -64,6 +68,10 @@ class CharacteristicCreate(Strict):
             raise ValueError(
                 f"subgroup_size applies to xbar-r/xbar-s charts, not {self.chart_type}"
             )
+        if self.subgrouping == "time" and self.subgroup_window_s is None:
+            raise ValueError("subgrouping 'time' needs subgroup_window_s (seconds)")
+        if self.subgrouping != "consecutive" and not xbar:
+            raise ValueError(f"subgrouping applies to xbar-r/xbar-s charts, not {self.chart_type}")
         return self
 
 
@@ -83,6 +91,8 @@ class CharacteristicPublic(BaseModel):
     unit: str
     chart_type: str
     subgroup_size: int = 1
+    subgrouping: str = "consecutive"
+    subgroup_window_s: float | None = None
     options: dict = {}
     lsl: float | None
     usl: float | None

@@ -7,25 +7,30 @@ from datetime import datetime
 import asyncpg
 
 
-async def form(conn: asyncpg.Connection, characteristic_id: int, size: int) -> list[datetime]:
-    """Group the good samples newer than the newest subgroup into complete subgroups of `size`.
+async def form(
+    conn: asyncpg.Connection, characteristic_id: int, mode: str, size: int,
+    window_s: float | None,
+) -> list[datetime]:
+    """Close the subgroups that the good samples newer than the newest subgroup complete.
 
-    Returns the new subgroups' timestamps (each subgroup's last sample). Callers hold the
-    characteristic's ingest lock. A partial subgroup waits for more samples.
+    consecutive: every `size` samples. part: the samples of one part_id, closed when a sample of
+    another part arrives. time: the samples of one `window_s`-second window (aligned to the Unix
+    epoch), closed when a sample of a later window arrives. A subgroup still open waits for
+    more samples. Returns the new subgroups' timestamps (each one's last sample). Callers hold
+    the characteristic's ingest lock.
     """
     rows = await conn.fetch(
-        """SELECT ts, value FROM measurements
+        """SELECT ts, value, part_id FROM measurements
            WHERE characteristic_id = $1 AND quality < 2
              AND ts > coalesce((SELECT max(ts) FROM subgroups WHERE characteristic_id = $1),
                                '-infinity')
            ORDER BY ts""",
         characteristic_id,
     )
-    complete = len(rows) // size * size
+    groups = closed_groups(rows, mode, size, window_s)
     records = [
-        (characteristic_id, rows[i + size - 1]["ts"], rows[i]["ts"], size,
-         [r["value"] for r in rows[i:i + size]])
-        for i in range(0, complete, size)
+        (characteristic_id, g[-1]["ts"], g[0]["ts"], len(g), [r["value"] for r in g])
+        for g in groups
     ]
     if records:
         await conn.copy_records_to_table(
@@ -33,6 +38,26 @@ async def form(conn: asyncpg.Connection, characteristic_id: int, size: int) -> l
             columns=["characteristic_id", "ts", "first_ts", "n", "vals"],
         )
     return [r[1] for r in records]
+
+
+def closed_groups(
+    rows: list[asyncpg.Record], mode: str, size: int, window_s: float | None
+) -> list[list[asyncpg.Record]]:
+    if mode == "consecutive":
+        complete = len(rows) // size * size
+        return [rows[i:i + size] for i in range(0, complete, size)]
+    if mode == "part":
+        key = [r["part_id"] for r in rows]
+    else:
+        assert window_s is not None
+        key = [int(r["ts"].timestamp() // window_s) for r in rows]
+    groups: list[list[asyncpg.Record]] = []
+    for i, row in enumerate(rows):
+        if i and key[i] == key[i - 1]:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups[:-1]  # the last group may still grow
 
 
 async def window(

@@ -118,8 +118,10 @@ async def evaluate_new(
     ]
     good = [r["ts"] for r in new_rows if r["quality"] != QUALITY_CODES["bad"]]
     if kind in SUBGROUP_KINDS:
-        good = await subgroups_repo.form(conn, characteristic["id"],
-                                         characteristic["subgroup_size"])
+        good = await subgroups_repo.form(
+            conn, characteristic["id"], characteristic["subgrouping"],
+            characteristic["subgroup_size"], characteristic["subgroup_window_s"],
+        )
     if good:
         events.extend((await spc_eval.evaluate(conn, characteristic, min(good))).events)
     return events

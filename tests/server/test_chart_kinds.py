@@ -136,3 +136,31 @@ def test_bad_characteristic_definitions(live_server: LiveServer) -> None:
         ]:
             r = c.post("/characteristics", json={"key": "bad", "name": "bad", **body})
             assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+def test_xbar_subgroups_per_part_and_per_time_window(live_server: LiveServer) -> None:
+    make(live_server, "perpart", "xbar-s", 10.0, 1.0, subgroup_size=3, subgrouping="part")
+    batch = samples("perpart", [10.0, 11.0, 12.0, 9.0, 9.5, 20.0, 21.0, 5.0])
+    for s, part in zip(batch, ["A", "A", "A", "B", "B", "C", "C", "D"], strict=True):
+        s["part_id"] = part
+    assert post(live_server, batch).status_code == 200
+    points = chart(live_server, "perpart")["points"]
+    # A, B and C are closed (a later part arrived); D may still get more measurements.
+    assert [p["statistic"] for p in points] == pytest.approx([11.0, 9.25, 20.5])
+    # per-point limits follow each subgroup's own size: 3, 2, 2
+    assert points[0]["ucl"] == pytest.approx(10 + 3 / math.sqrt(3))
+    assert points[1]["ucl"] == pytest.approx(10 + 3 / math.sqrt(2))
+
+    make(live_server, "windowed", "xbar-r", 10.0, 1.0, subgroup_size=2, subgrouping="time",
+         subgroup_window_s=5)
+    # T0 is aligned to 5 s: samples at +0..+4 s form one window, +5..+9 s the next.
+    windows = [10.0] * 5 + [12.0] * 5 + [9.0]
+    assert post(live_server, samples("windowed", windows)).status_code == 200
+    points = chart(live_server, "windowed")["points"]
+    assert [p["statistic"] for p in points] == pytest.approx([10.0, 12.0])
+    with live_server.client("engineer") as c:
+        r = c.post("/characteristics", json={"key": "w2", "name": "w2", "chart_type": "xbar-r",
+                                             "subgroup_size": 2, "subgrouping": "time"})
+        assert r.status_code == 422 and "subgroup_window_s" in r.json()["detail"]
+        r = c.post("/characteristics", json={"key": "w3", "name": "w3", "subgrouping": "part"})
+        assert r.status_code == 422 and "subgrouping applies to" in r.json()["detail"]
