@@ -61,7 +61,8 @@ class PublishedPart:
 
 Event = Published | PublishedLot | PublishedPart
 SampleListener = Callable[[list[Event]], Awaitable[None]]
-ConnectionListener = Callable[[bool], Awaitable[None]]
+# (machine or None for the whole device, connected)
+ConnectionListener = Callable[[str | None, bool], Awaitable[None]]
 
 
 class LineSimulation:
@@ -88,6 +89,7 @@ class LineSimulation:
                 self.parts[machine.name] = 0
         self.device_disturbances: list[ActiveDisturbance] = []
         self.connected = True
+        self.machines_connected = {m.name: True for m in config.machines}
         self.sample_listeners: list[SampleListener] = []
         self.connection_listeners: list[ConnectionListener] = []
         self.ticks = 0
@@ -153,6 +155,8 @@ class LineSimulation:
         for p in [*self.processes.values(), *self.attributes.values()]:
             p.disturbances.clear()
         await self._set_connected(True)
+        for machine in self.machines_connected:
+            await self._set_machine_connected(machine, True)
         return count
 
     # -- running --------------------------------------------------------------------------------
@@ -163,7 +167,15 @@ class LineSimulation:
         self.connected = connected
         log.info("device %s", "reconnected" if connected else "disconnected")
         for listener in self.connection_listeners:
-            await listener(connected)
+            await listener(None, connected)
+
+    async def _set_machine_connected(self, machine: str, connected: bool) -> None:
+        if connected == self.machines_connected[machine]:
+            return
+        self.machines_connected[machine] = connected
+        log.info("machine %s %s", machine, "reconnected" if connected else "disconnected")
+        for listener in self.connection_listeners:
+            await listener(machine, connected)
 
     def due(self, now: float) -> list[Event]:
         """Produce every event due up to process time `now`, in time order per machine."""
@@ -210,7 +222,12 @@ class LineSimulation:
         now = self.clock.now()
         device_active = [d for d in self.device_disturbances if d.update(self.ticks, now)]
         self.ticks += 1
-        await self._set_connected(not device_active)
+        # A disconnect without a machine takes the whole device (both servers) off the network;
+        # with a machine, only that machine stops answering, as behind a gateway.
+        await self._set_connected(not any(d.spec.machine is None for d in device_active))
+        off = {d.spec.machine for d in device_active if d.spec.machine is not None}
+        for machine in self.machines_connected:
+            await self._set_machine_connected(machine, machine not in off)
         produced = self.due(now)
         if produced:
             for listener in self.sample_listeners:
@@ -260,6 +277,7 @@ class LineSimulation:
             entry: dict[str, object] = {
                 "name": machine.name,
                 "unit_id": self.config.unit_id(machine),
+                "connected": self.machines_connected[machine.name],
                 "variables": variables,
             }
             if machine.attributes:

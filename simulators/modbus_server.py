@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
@@ -39,6 +40,7 @@ class MachineImage:
     coils: list[bool] = field(default_factory=lambda: [False] * mm.STATUS_BITS)
 
     def __post_init__(self) -> None:
+        self.connected = True
         self.index = {v.name: i for i, v in enumerate(self.machine.variables)}
         self.attribute_index = {a.name: j for j, a in enumerate(self.machine.attributes)}
         for name in self.index:
@@ -82,6 +84,9 @@ class MachineImage:
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         """pymodbus datastore hook: refuse writes, copy the image into the block on reads."""
+        if not self.connected:
+            # With ignore_missing_devices, pymodbus then sends nothing: the client times out.
+            raise NoSuchIdException(f"unit of {self.machine.name} is disconnected")
         if set_values is not None:
             return ExcCodes.ILLEGAL_ADDRESS
         if function_code in _HOLDING_FCS or function_code in _INPUT_FCS:
@@ -138,9 +143,9 @@ class ModbusLine:
         for kind, params in self._endpoints:
             server: Any
             if kind == "tcp":
-                server = ModbusTcpServer(self.devices(), **params)
+                server = ModbusTcpServer(self.devices(), ignore_missing_devices=True, **params)
             else:
-                server = ModbusSerialServer(self.devices(), **params)
+                server = ModbusSerialServer(self.devices(), ignore_missing_devices=True, **params)
             try:
                 await server.serve_forever(background=True)
             except (RuntimeError, termios.error) as exc:
@@ -154,8 +159,15 @@ class ModbusLine:
             await server.shutdown()
         self._servers.clear()
 
-    async def on_connection(self, connected: bool) -> None:
-        """Device disconnect: stop listening and drop clients; reconnect: listen again."""
+    async def on_connection(self, machine: str | None, connected: bool) -> None:
+        """Device disconnect: stop listening and drop clients; reconnect: listen again.
+
+        A machine's disconnect silences its unit id only: requests to it get no answer, as a
+        powered-off slave on an RS-485 line or behind a gateway.
+        """
+        if machine is not None:
+            self.images[machine].connected = connected
+            return
         if connected:
             await self.start()
         else:

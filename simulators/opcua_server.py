@@ -84,6 +84,7 @@ class OpcUaLine:
         self.namespace_index = 0
         self._nodes: dict[tuple[str, str], ua.NodeId] = {}
         self._latest: dict[tuple[str, str], ua.DataValue] = {}
+        self._offline: set[str] = set()
 
     @property
     def endpoint(self) -> str:
@@ -174,6 +175,8 @@ class OpcUaLine:
         await self.server.start()
         for key, dv in self._latest.items():
             await self.server.write_attribute_value(self._nodes[key], dv)
+        for machine in self._offline:
+            await self._set_machine_connected(machine, False)
         log.info("OPC UA serving on %s", self.endpoint)
 
     async def stop(self) -> None:
@@ -214,10 +217,29 @@ class OpcUaLine:
 
     async def _set(self, key: tuple[str, str], dv: ua.DataValue) -> None:
         self._latest[key] = dv
-        if self.server is not None:
+        if self.server is not None and key[0] not in self._offline:
             await self.server.write_attribute_value(self._nodes[key], dv)
 
-    async def on_connection(self, connected: bool) -> None:
+    async def _set_machine_connected(self, machine: str, connected: bool) -> None:
+        """A machine behind this server lost its link: its nodes say so, with no value."""
+        if connected:
+            self._offline.discard(machine)
+        else:
+            self._offline.add(machine)
+        if self.server is None:
+            return
+        lost = ua.DataValue(ua.Variant(), StatusCode=ua.StatusCode(
+            ua.StatusCodes.BadNoCommunication), ServerTimestamp=datetime.now(UTC))
+        for key, nid in self._nodes.items():
+            if key[0] == machine:
+                dv = self._latest.get(key) if connected else lost
+                if dv is not None:
+                    await self.server.write_attribute_value(nid, dv)
+
+    async def on_connection(self, machine: str | None, connected: bool) -> None:
+        if machine is not None:
+            await self._set_machine_connected(machine, connected)
+            return
         if connected:
             await self.start()
         else:

@@ -131,3 +131,42 @@ def test_virtual_clock_runs_process_time_faster(simulator_factory):
     # Timestamps are virtual: 2026-01-01 plus the sample's process time.
     ts = datetime.fromisoformat(bore["ts"])
     assert ts == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=(bore["index"] - 1) / 2)
+
+
+async def test_one_machine_disconnects_behind_the_gateway(simulator_factory):
+    from tests.fixtures.simulators import REPO
+
+    sim = simulator_factory(config=REPO / "simulators/examples/grinding_line.yaml", rate=5.0)
+    sim.inject(None, "disconnect", machine="Washer1")
+    until(lambda: not sim.state()["machines"][1]["connected"])
+    assert sim.state()["connected"] is True  # the device (gateway) itself still answers
+    client = AsyncModbusTcpClient("127.0.0.1", port=sim.modbus_port, retries=0, timeout=1)
+    await client.connect()
+    try:
+        grinder = await client.read_holding_registers(0, count=2, device_id=1)
+        assert not grinder.isError()
+        with pytest.raises(Exception):  # noqa: B017 - no answer: pymodbus times out
+            await client.read_holding_registers(0, count=2, device_id=5)
+    finally:
+        client.close()
+    async with Client(sim.opcua_endpoint, timeout=10) as opc:
+        washer, grinder_dv = await opc.read_attributes(
+            [opc.get_node("ns=2;s=Line2.Washer1.wash_temp"),
+             opc.get_node("ns=2;s=Line2.Grinder1.shaft_diameter")], ua.AttributeIds.Value)
+    assert washer.StatusCode.value == ua.StatusCodes.BadNoCommunication
+    assert washer.Value.Value is None
+    assert grinder_dv.StatusCode.is_good()
+    sim.clear()
+    until(lambda: sim.state()["machines"][1]["connected"])
+    client = AsyncModbusTcpClient("127.0.0.1", port=sim.modbus_port, retries=0, timeout=2)
+    await client.connect()
+    try:
+        back = await client.read_holding_registers(0, count=2, device_id=5)
+    finally:
+        client.close()
+    value = client.convert_from_registers(back.registers, client.DATATYPE.FLOAT32)
+    assert abs(value - 60.0) < 5
+    async with Client(sim.opcua_endpoint, timeout=10) as opc:
+        dv = (await opc.read_attributes([opc.get_node("ns=2;s=Line2.Washer1.wash_temp")],
+                                        ua.AttributeIds.Value))[0]
+    assert dv.StatusCode.is_good()

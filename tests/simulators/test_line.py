@@ -73,17 +73,38 @@ async def test_disturbance_scheduled_in_the_file_applies_to_its_variable_only():
 async def test_device_disconnect_on_a_schedule_then_reconnect():
     line, clock = make_line(disturbances=[{"kind": "disconnect", "after_seconds": 10,
                                            "for_seconds": 5}])
-    events: list[tuple[float, bool]] = []
+    events: list[tuple[float, str | None, bool]] = []
 
-    async def record(connected: bool) -> None:
-        events.append((clock.now(), connected))
+    async def record(machine: str | None, connected: bool) -> None:
+        events.append((clock.now(), machine, connected))
 
     line.connection_listeners.append(record)
     for _ in range(40):
         clock.advance(0.5)
         await line.tick()
-    assert events == [(10.0, False), (15.0, True)]
+    assert events == [(10.0, None, False), (15.0, None, True)]
     assert line.state()["connected"] is True
+
+
+async def test_one_machine_disconnects_while_the_other_answers():
+    line, clock = make_line(disturbances=[{"kind": "disconnect", "machine": "M2",
+                                           "after_seconds": 2, "for_seconds": 3}])
+    events: list[tuple[float, str | None, bool]] = []
+
+    async def record(machine: str | None, connected: bool) -> None:
+        events.append((clock.now(), machine, connected))
+
+    line.connection_listeners.append(record)
+    clock.advance(3)
+    await line.tick()
+    state = line.state()
+    assert state["connected"] is True
+    assert [m["connected"] for m in state["machines"]] == [True, False]
+    for _ in range(10):
+        clock.advance(0.5)
+        await line.tick()
+    # First evaluated at t=3 (the first tick), so it lasts until t=6.
+    assert events == [(3.0, "M2", False), (6.0, "M2", True)]
 
 
 async def test_clearing_disturbances_reconnects_the_device():
