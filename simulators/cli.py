@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from simulators.config import (
@@ -60,6 +61,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    "the file)")
     p.add_argument("--speed", type=float,
                    help="virtual clock: process seconds per real second (e.g. 60)")
+    p.add_argument("--start", type=_instant, metavar="ISO8601",
+                   help="virtual clock: timestamp of process time 0 (default: now), "
+                   "e.g. 2026-01-01T00:00:00Z")
     p.add_argument("--scenario", type=Path, action="append", default=[],
                    help="YAML file with a 'disturbances' list to schedule (repeatable)")
     p.add_argument("--opcua-security", default="None",
@@ -118,6 +122,16 @@ def _client(command: str, argv: list[str]) -> int:
         return 1
 
 
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 timestamp like 2026-01-01T00:00:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _users(values: list[str]) -> dict[str, str]:
     users = {}
     for value in values:
@@ -142,6 +156,7 @@ async def serve(args: argparse.Namespace, config: LineConfig) -> None:
         seed=args.seed,
         rate_hz=args.rate,
         speed=args.speed,
+        start=args.start,
         opcua_policies=[p.strip() for p in args.opcua_security.split(",") if p.strip()],
         cert_dir=args.cert_dir,
         users=_users(args.user),
@@ -178,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--rate {args.rate}: must be in (0, 1000] Hz")
         if args.speed is not None and not args.speed > 0:
             raise ConfigError(f"--speed {args.speed}: must be > 0")
+        if args.start is not None and args.speed is None:
+            raise ConfigError("--start applies to the virtual clock: give --speed too")
         policies = [p.strip() for p in args.opcua_security.split(",") if p.strip()]
         unknown = [p for p in policies if p not in POLICIES]
         if unknown or not policies:

@@ -4,6 +4,7 @@
     GET    /disturbances   the registered disturbances
     POST   /disturbances   {"machine", "variable", "kind", "magnitude", ...} -> 201 {"id", ...}
     DELETE /disturbances   clear all (scheduled and injected) -> {"cleared": n}
+    DELETE /disturbances/<id>  remove one -> its description
     GET    /map            the Modbus register map as text
 
 Stdlib only: this is a test and demo hook, not a product API, and must not pull a web framework
@@ -107,6 +108,8 @@ class ControlServer:
         return await self._route(method, path, body)
 
     async def _route(self, method: str, path: str, body: bytes) -> tuple[HTTPStatus, str, str]:
+        if path.startswith("/disturbances/"):
+            return await self._one_disturbance(method, path.removeprefix("/disturbances/"))
         routes = {
             "/state": {"GET"},
             "/disturbances": {"GET", "POST", "DELETE"},
@@ -130,6 +133,18 @@ class ControlServer:
             cleared = await self.line.clear_disturbances()
             return HTTPStatus.OK, json.dumps({"cleared": cleared}), "application/json"
         return await self._inject(body)
+
+    async def _one_disturbance(self, method: str, ident: str) -> tuple[HTTPStatus, str, str]:
+        if method != "DELETE":
+            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED,
+                            f"{method} not allowed on /disturbances/<id>; use DELETE")
+        if not ident.isdigit():
+            raise HttpError(HTTPStatus.NOT_FOUND, f"disturbance id must be a number, not {ident!r}")
+        removed = await self.line.remove_disturbance(int(ident))
+        if removed is None:
+            known = [d.id for d in self.line.disturbances()]
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no disturbance {ident}; registered: {known}")
+        return HTTPStatus.OK, json.dumps(removed.describe()), "application/json"
 
     async def _inject(self, body: bytes) -> tuple[HTTPStatus, str, str]:
         try:

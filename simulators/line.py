@@ -148,6 +148,17 @@ class LineSimulation:
             out.extend(p.disturbances)
         return sorted(out, key=lambda d: d.id)
 
+    async def remove_disturbance(self, ident: int) -> ActiveDisturbance | None:
+        """Remove one disturbance by id; a removed disconnect reconnects at the next tick."""
+        for holder in [self.device_disturbances,
+                       *(p.disturbances for p in self.processes.values()),
+                       *(a.disturbances for a in self.attributes.values())]:
+            for d in holder:
+                if d.id == ident:
+                    holder.remove(d)
+                    return d
+        return None
+
     async def clear_disturbances(self) -> int:
         """Remove every disturbance, scheduled or injected; the device comes back if it was off."""
         count = len(self.disturbances())

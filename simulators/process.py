@@ -104,11 +104,6 @@ class VariableProcess:
             out[i] = np.nan if s.value is None else s.value
         return out
 
-    def prune(self) -> None:
-        """Forget finished disturbances (kept until now so /state can report them)."""
-        self.disturbances = [d for d in self.disturbances if not d.finished]
-
-
 @dataclass(frozen=True, slots=True)
 class Lot:
     index: int  # lots inspected before this one
@@ -163,6 +158,3 @@ class AttributeProcess:
         self.index += 1
         self.last = Lot(index=index, t=t, count=count, size=n)
         return self.last
-
-    def prune(self) -> None:
-        self.disturbances = [d for d in self.disturbances if not d.finished]

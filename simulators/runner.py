@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from simulators.clock import Clock, VirtualClock
@@ -27,6 +28,7 @@ class SimulatorOptions:
     seed: int = 0
     rate_hz: float | None = None
     speed: float | None = None
+    start: datetime | None = None  # virtual clock: timestamp of process time 0 (default now)
     opcua_policies: list[str] = field(default_factory=lambda: ["None"])
     cert_dir: Path | None = None
     users: dict[str, str] = field(default_factory=dict)
@@ -36,7 +38,11 @@ class Simulator:
     def __init__(self, config: LineConfig, options: SimulatorOptions) -> None:
         self.config = config
         self.options = options
-        clock = Clock() if options.speed is None else VirtualClock(speed=options.speed)
+        clock = (
+            Clock()
+            if options.speed is None
+            else VirtualClock(speed=options.speed, start=options.start or datetime.now(UTC))
+        )
         self.line = LineSimulation(config, options.seed, clock, rate_hz=options.rate_hz)
         self.opcua: OpcUaLine | None = None
         self.modbus: ModbusLine | None = None

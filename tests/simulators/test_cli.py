@@ -45,7 +45,8 @@ def test_bad_field_in_line_file_names_file_and_field(capsys, tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["--rate", "0"], "--rate 0.0"), (["--speed", "-1"], "--speed -1.0")],
+    [(["--rate", "0"], "--rate 0.0"), (["--speed", "-1"], "--speed -1.0"),
+     (["--start", "2026-01-01"], "--start applies to the virtual clock: give --speed too")],
 )
 def test_bad_rate_or_speed_is_refused(capsys, args, needle):
     assert main(["--config", str(MACHINING_LINE), "--print-map", *args]) == 2
@@ -103,3 +104,10 @@ def test_a_busy_port_or_missing_serial_device_is_a_clear_error():
     )
     assert run.returncode == 1
     assert "Modbus rtu cannot serve on /dev/no-such-tty" in run.stderr
+
+
+def test_bad_start_instant_is_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--print-map", "--speed", "10", "--start", "yesterday"])
+    assert info.value.code == 2
+    assert "'yesterday' is not an ISO 8601 timestamp" in capsys.readouterr().err

@@ -157,6 +157,9 @@ async def test_injected_shift_moves_the_served_value_and_clear_restores_it(
         ("POST", "/disturbances", [1, 2], 400, "JSON object"),
         ("GET", "/nothing", None, 404, "no such path '/nothing'"),
         ("PUT", "/state", None, 405, "PUT not allowed on /state"),
+        ("DELETE", "/disturbances/999", None, 404, "no disturbance 999"),
+        ("DELETE", "/disturbances/abc", None, 404, "must be a number"),
+        ("GET", "/disturbances/1", None, 405, "use DELETE"),
     ],
 )
 def test_control_api_rejects_bad_requests_clearly(
@@ -189,3 +192,15 @@ def test_state_reports_values_and_quality(module_simulator: RunningSimulator):
     bore = machine["variables"]["bore_diameter"]
     assert bore["quality"] == "good" and bore["unit"] == "mm"
     assert not math.isnan(bore["value"]) and bore["rate_hz"] == 10.0
+
+
+def test_remove_one_disturbance_and_get_the_map(shared_simulator: RunningSimulator):
+    sim = shared_simulator
+    first = sim.inject("bore_diameter", "shift", magnitude=1.0)
+    second = sim.inject("spindle_temp", "trend", magnitude=0.1)
+    status, removed = sim.request("DELETE", f"/disturbances/{first['id']}")
+    assert status == 200 and removed["id"] == first["id"]
+    status, listed = sim.request("GET", "/disturbances")
+    assert [d["id"] for d in listed["disturbances"]] == [second["id"]]
+    status, text = sim.request("GET", "/map")
+    assert status == 200 and "machine CNC1: unit id 1" in text and "float32 ABCD" in text

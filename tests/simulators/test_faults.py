@@ -121,14 +121,15 @@ async def test_timed_disconnect_reconnects_by_itself(shared_simulator: RunningSi
 
 
 def test_virtual_clock_runs_process_time_faster(simulator_factory):
-    sim = simulator_factory(rate=2.0, extra_args=["--speed", "30"])
+    sim = simulator_factory(rate=2.0, extra_args=["--speed", "30",
+                                                  "--start", "2026-01-01T00:00:00Z"])
     first = sim.state()
     until(lambda: sim.state()["process_time"] > first["process_time"] + 30, timeout=20)
     later = sim.state()
     # 2 samples per process second, whatever the real time it took.
     bore = later["machines"][0]["variables"]["bore_diameter"]
     assert bore["index"] == pytest.approx(2 * later["process_time"], abs=2)
-    # Timestamps are virtual: 2026-01-01 plus the sample's process time.
+    # Timestamps are virtual: --start plus the sample's process time.
     ts = datetime.fromisoformat(bore["ts"])
     assert ts == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=(bore["index"] - 1) / 2)
 
