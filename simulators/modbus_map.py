@@ -75,7 +75,38 @@ def from_registers(registers: list[int]) -> bytes:
 def encode_float(value: float | None, fmt: str, order: str) -> list[int]:
     """Registers of `value` as float32 (`fmt="f"`) or float64 (`"d"`) in `order`; NaN for None."""
     v = math.nan if value is None else value
-    return to_registers(word_order(struct.pack(f">{fmt}", v), order))
+    try:
+        raw = struct.pack(f">{fmt}", v)
+    except OverflowError:  # beyond float32: saturate to infinity of the same sign
+        raw = struct.pack(f">{fmt}", math.copysign(math.inf, v))
+    return to_registers(word_order(raw, order))
+
+
+def _swap(word: int) -> int:
+    return ((word & 0xFF) << 8) | (word >> 8)
+
+
+_F32 = struct.Struct(">HH")
+_F64 = struct.Struct(">HHHH")
+
+
+def float_encodings(value: float | None) -> dict[str, tuple[list[int], list[int]]]:
+    """order -> (float32 registers, float64 registers), the same as `encode_float` for each.
+
+    One pack per width and word shuffles, because this runs for every sample served.
+    """
+    v = math.nan if value is None else value
+    try:
+        a, b = _F32.unpack(struct.pack(">f", v))
+    except OverflowError:  # beyond float32: saturate as the sensor's float32 register would
+        a, b = _F32.unpack(struct.pack(">f", math.copysign(math.inf, v)))
+    w, x, y, z = _F64.unpack(struct.pack(">d", v))
+    return {
+        "ABCD": ([a, b], [w, x, y, z]),
+        "CDAB": ([b, a], [z, y, x, w]),
+        "BADC": ([_swap(a), _swap(b)], [_swap(w), _swap(x), _swap(y), _swap(z)]),
+        "DCBA": ([_swap(b), _swap(a)], [_swap(z), _swap(y), _swap(x), _swap(w)]),
+    }
 
 
 def decode_float(registers: list[int], fmt: str, order: str) -> float:

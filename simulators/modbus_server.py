@@ -52,10 +52,10 @@ class MachineImage:
         regs = self.registers
         if quality != "good":
             value = None
-        for order, base in mm.FLOAT32_ORDERS.items():
-            regs[base + 2 * i : base + 2 * i + 2] = mm.encode_float(value, "f", order)
-        for order, base in mm.FLOAT64_ORDERS.items():
-            regs[base + 4 * i : base + 4 * i + 4] = mm.encode_float(value, "d", order)
+        for order, (f32, f64) in mm.float_encodings(value).items():
+            base32, base64 = mm.FLOAT32_ORDERS[order] + 2 * i, mm.FLOAT64_ORDERS[order] + 4 * i
+            regs[base32 : base32 + 2] = f32
+            regs[base64 : base64 + 4] = f64
         regs[mm.INT16_BASE + i] = mm.encode_int16(value, self.machine.variables[i].scale)
         regs[mm.SAMPLE_COUNTER_BASE + 2 * i : mm.SAMPLE_COUNTER_BASE + 2 * i + 2] = (
             mm.encode_uint32(count)
@@ -124,7 +124,17 @@ class ModbusLine:
         return [self.images[m.name].device(self.config.unit_id(m)) for m in self.config.machines]
 
     async def on_events(self, events: list[Event]) -> None:
+        # The image is a snapshot: only the newest sample of each variable (and the newest lot
+        # and part) in a batch can ever be read, so encode those alone.
+        newest: dict[tuple[str, str, str], Event] = {}
         for e in events:
+            if isinstance(e, Published):
+                newest[("v", e.machine, e.variable)] = e
+            elif isinstance(e, PublishedLot):
+                newest[("a", e.machine, e.stream)] = e
+            else:
+                newest[("p", e.machine, "")] = e
+        for e in newest.values():
             image = self.images[e.machine]
             if isinstance(e, Published):
                 image.set_variable(e.variable, e.sample.value, e.sample.quality, e.sample.index + 1)

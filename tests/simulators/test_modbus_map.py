@@ -7,6 +7,7 @@ documented order, without the simulator's own codec.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import subprocess
@@ -46,6 +47,21 @@ def test_float_encodings_of_a_value_with_four_distinct_bytes():
     assert mm.encode_float(-2.5e-3, "f", "CDAB") == [0xD70A, 0xBB23]
     assert mm.encode_float(-2.5e-3, "f", "BADC") == [0x23BB, 0x0AD7]
     assert mm.encode_float(-2.5e-3, "f", "DCBA") == [0x0AD7, 0x23BB]
+
+
+@pytest.mark.parametrize(
+    "value", [0.0, -0.0, 1.0, -2.5e-3, 25.0012, 1e-40, -1e30, 3.4e38, 1e300, math.inf, math.nan,
+              None],
+)
+def test_fast_encodings_match_the_reference_encoder(value):
+    fast = mm.float_encodings(value)
+    for order in ("ABCD", "CDAB", "BADC", "DCBA"):
+        f32, f64 = fast[order]
+        assert f64 == mm.encode_float(value, "d", order)
+        assert f32 == mm.encode_float(value, "f", order)
+        if value is not None and math.isfinite(value) and abs(value) > 3.5e38:
+            # Beyond float32 range: infinity of the same sign, not an exception.
+            assert mm.decode_float(f32, "f", order) == math.copysign(math.inf, value)
 
 
 def test_int16_scaling_no_value_and_saturation():
