@@ -1,124 +1,105 @@
-// The operator page: log in with an API key, pick a characteristic, watch its live I-MR chart.
+// The operator page: log in with an API key, then route between the views by the URL hash
+// (#/, #/chart/<key>, #/capability/<key>, #/limits/<key>, #/alarms, #/andon[/<line>]).
+// One WebSocket feeds the shared store and the mounted view.
 import { Api, ApiError } from "./api.js";
-import { ChartData, drawCharts } from "./chart.js";
+import { mountAlarms } from "./alarms.js";
+import { mountAndon } from "./andon.js";
+import { mountCapability } from "./capability.js";
+import { mountChart } from "./chartview.js";
+import { mountLimits } from "./limits.js";
+import { mountOverview } from "./overview.js";
+import { Store } from "./store.js";
 
 const KEY_STORAGE = "spc.apiKey";
-const MAX_POINTS = 2000;
 const $ = (sel) => document.querySelector(sel);
 
 let api = null;
+let store = null;
 let live = null;
-let current = null; // { key, data, charts, unit }
-const status = new Map(); // characteristic key -> "ok" | "violation" | "nolimits"
+let view = null; // the mounted view: { onEvent?, unmount? }
+let routing = 0;
+
+const ROUTES = [
+  [/^#?\/?$/, "overview", (root, ctx) => mountOverview(root, ctx)],
+  [/^#\/chart\/(.+)$/, "overview", (root, ctx, key) => mountChart(root, ctx, key)],
+  [/^#\/capability\/(.+)$/, "overview", (root, ctx, key) => mountCapability(root, ctx, key)],
+  [/^#\/limits\/(.+)$/, "overview", (root, ctx, key) => mountLimits(root, ctx, key)],
+  [/^#\/alarms$/, "alarms", (root, ctx) => mountAlarms(root, ctx)],
+  [/^#\/andon(?:\/(.+))?$/, "andon", (root, ctx, line) => mountAndon(root, ctx, line)],
+];
 
 function show(el, visible) { el.hidden = !visible; }
 
 async function login(key) {
   api = new Api(key);
   try {
-    const list = await api.get("/characteristics");
-    localStorage.setItem(KEY_STORAGE, key);
-    show($("#login"), false); show($("#app"), true); show($("#logout"), true);
-    renderList(list);
-    const wanted = new URLSearchParams(location.search).get("c");
-    const first = list.find((c) => c.key === wanted) || list[0];
-    if (first) await select(first.key);
-    live?.stop();
-    live = api.live(["*"], onEvent, (s) => {
-      const badge = $("#connection");
-      badge.dataset.state = s; badge.textContent = s;
-    });
+    await api.probeRole();
+    store = new Store(api);
+    await store.load();
   } catch (err) {
-    api = null;
+    api = null; store?.stop(); store = null;
     localStorage.removeItem(KEY_STORAGE);
-    show($("#login"), true); show($("#app"), false);
+    show($("#login"), true); show($("#view"), false);
     $("#login-error").textContent = err instanceof ApiError && err.status === 401
-      ? "That key is not valid." : `Cannot log in: ${err.message}`;
+      ? "That key is not valid." : err instanceof ApiError && err.status === 403
+        ? "This key cannot read data (agent keys only upload)." : `Cannot log in: ${err.message}`;
+    return;
   }
-}
-
-function renderList(list) {
-  const nav = $("#characteristics");
-  nav.replaceChildren();
-  for (const c of list) {
-    if (!status.has(c.key)) status.set(c.key, c.limits ? "ok" : "nolimits");
-    const b = document.createElement("button");
-    b.dataset.key = c.key;
-    b.dataset.status = status.get(c.key);
-    b.innerHTML = `<span></span><span class="last"></span>`;
-    b.firstChild.textContent = c.name;
-    b.onclick = () => select(c.key);
-    nav.append(b);
-  }
-}
-
-function setStatus(key, value) {
-  status.set(key, value);
-  const b = $(`nav button[data-key="${CSS.escape(key)}"]`);
-  if (b) b.dataset.status = value;
-}
-
-async function select(key) {
-  const chart = await api.get(`/characteristics/${encodeURIComponent(key)}/chart`,
-    { limit: MAX_POINTS });
-  current?.charts.destroy();
-  const data = new ChartData(chart.points);
-  const c = chart.characteristic;
-  current = { key, data, limits: chart.limits, unit: c.unit,
-    charts: drawCharts($("#chart-i"), $("#chart-mr"), data, c.chart_type, c.unit) };
-  $("#chart-title").textContent = `${c.name} (${c.key})`;
-  document.querySelectorAll("nav button").forEach((b) =>
-    b.setAttribute("aria-current", String(b.dataset.key === key)));
-  renderSummary();
-  await renderAlarms();
-}
-
-function renderSummary() {
-  const { data, limits } = current;
-  const l = limits.at(-1);
-  const i = data.t.length - 1;
-  const last = data.stat.filter((v) => v !== null).at(-1);
-  const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toPrecision(6));
-  const items = [["last", fmt(last)], ["CL", fmt(data.center[i])], ["UCL", fmt(data.ucl[i])],
-    ["LCL", fmt(data.lcl[i])], ["σ", fmt(l?.sigma)], ["limits", l ? `v${l.version}` : "none yet"],
-    ["points", data.t.length]];
-  $("#summary").replaceChildren(...items.flatMap(([k, v]) => {
-    const dt = document.createElement("dt"); dt.textContent = k;
-    const dd = document.createElement("dd"); dd.textContent = v; dd.dataset.field = k;
-    const div = document.createElement("div"); div.append(dt, dd); return [div];
-  }));
-}
-
-async function renderAlarms() {
-  const alarms = await api.get("/alarms", { characteristic: current.key, limit: 20 });
-  const rows = alarms.map((a) => {
-    const tr = document.createElement("tr");
-    tr.dataset.state = a.state;
-    for (const v of [a.id, a.rule, new Date(a.first_ts).toLocaleString(), a.point_count, a.state]) {
-      const td = document.createElement("td"); td.textContent = v; tr.append(td);
-    }
-    return tr;
+  localStorage.setItem(KEY_STORAGE, key);
+  document.body.dataset.role = api.role;
+  $("#role").textContent = api.role;
+  for (const el of ["#login"]) show($(el), false);
+  for (const el of ["#view", "#logout", "#role", "#main-nav"]) show($(el), true);
+  store.subscribe(updateAlarmCount);
+  updateAlarmCount();
+  let wasOffline = false;
+  live = api.live(["*"], onEvent, (s) => {
+    const badge = $("#connection");
+    badge.dataset.state = s; badge.textContent = s;
+    // Back after a drop: reload what may have been missed meanwhile.
+    if (s === "live" && wasOffline) { store.load().then(route); }
+    wasOffline = s === "offline";
   });
-  $("#alarms tbody").replaceChildren(...rows);
+  await route();
+}
+
+function updateAlarmCount() {
+  const n = [...store.alarms.values()].filter((a) => a.state === "open").length;
+  const badge = $("#alarm-count");
+  badge.textContent = n ? String(n) : "";
+  badge.dataset.count = String(n);
+}
+
+async function route() {
+  if (!api) return;
+  const token = ++routing;
+  const hash = location.hash || "#/";
+  const [re, section, mount] = ROUTES.find(([r]) => r.test(hash)) || ROUTES[0];
+  const arg = hash.match(re)?.[1];
+  view?.unmount?.();
+  view = null;
+  const root = $("#view");
+  root.dataset.view = hash.split("/")[1] || "overview";
+  document.body.classList.toggle("andon", section === "andon");
+  document.querySelectorAll("#main-nav a").forEach((a) =>
+    a.toggleAttribute("aria-current", a.dataset.route === section));
+  const ctx = { api, store, navigate: (h) => { location.hash = h; } };
+  try {
+    const mounted = await mount(root, ctx, arg ? decodeURIComponent(arg) : undefined);
+    if (token !== routing) { mounted?.unmount?.(); return; } // the user moved on meanwhile
+    view = mounted;
+  } catch (err) {
+    if (token !== routing) return;
+    const p = document.createElement("p");
+    p.className = "error"; p.setAttribute("role", "alert");
+    p.textContent = err instanceof ApiError ? err.message : `Cannot show this view: ${err.message}`;
+    root.replaceChildren(p);
+  }
 }
 
 function onEvent(event) {
-  if (event.type === "alarm" && event.alarm.state === "open") setStatus(event.characteristic, "violation");
-  if (event.type === "limits" && status.get(event.characteristic) === "nolimits") {
-    setStatus(event.characteristic, "ok");
-  }
-  if (!current || event.characteristic !== current.key) return;
-  if (event.type === "point") {
-    current.data.push(event);
-    current.data.trim(MAX_POINTS);
-    current.charts.update();
-    renderSummary();
-  } else if (event.type === "limits") {
-    current.limits.push(event.limits);
-    renderSummary();
-  } else if (event.type === "alarm") {
-    renderAlarms();
-  }
+  store.onEvent(event);
+  view?.onEvent?.(event);
 }
 
 $("#login").addEventListener("submit", (e) => {
@@ -128,8 +109,14 @@ $("#login").addEventListener("submit", (e) => {
 $("#logout").addEventListener("click", () => {
   localStorage.removeItem(KEY_STORAGE);
   live?.stop();
+  location.hash = "#/";
   location.reload();
 });
+window.addEventListener("hashchange", () => route());
 
-const saved = localStorage.getItem(KEY_STORAGE) || new URLSearchParams(location.hash.slice(1)).get("key");
+// A key in the URL (#key=..., as `spc demo` prints it) is taken once and removed from the
+// address bar, so it does not stay in the history or on screen.
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("key");
+if (fromHash) history.replaceState(null, "", location.pathname + location.search + "#/");
+const saved = fromHash || localStorage.getItem(KEY_STORAGE);
 if (saved) login(saved); else show($("#login"), true);

@@ -42,11 +42,13 @@ def test_login_rejects_a_bad_key(charted: LiveServer, page) -> None:
 
 def test_live_chart_updates_and_marks_violation(charted: LiveServer, page) -> None:
     page.goto(f"{charted.url}/ui/#key={charted.keys['operator']}")
+    page.wait_for_selector(".tile[data-key=ui_bore]")
+    page.click(".tile[data-key=ui_bore]")
     page.wait_for_selector("#chart-i canvas")
     page.wait_for_selector("#connection[data-state=live]")
     assert page.text_content("[data-field=points]") == "10"
     assert page.get_attribute("#chart-i", "data-plotted") == "10"
-    assert page.text_content("[data-field=UCL]") == "13.0000"
+    assert page.text_content("[data-field=UCL]") == "13"
     sent = time.monotonic()
     ingest(charted, samples("ui_bore", [14.0], start=10))
     page.wait_for_function(
@@ -54,8 +56,13 @@ def test_live_chart_updates_and_marks_violation(charted: LiveServer, page) -> No
     elapsed = time.monotonic() - sent
     assert page.get_attribute("#chart-i", "data-plotted") == "11"
     assert elapsed < 2.0  # the promise: a new point appears within 2 s of ingest
-    page.wait_for_selector("nav button[data-key=ui_bore][data-status=violation]")
     page.wait_for_selector("#alarms tbody tr[data-state=open]")
-    assert "we1" in page.text_content("#alarms tbody")
+    # 14 is beyond UCL 13 (we1) and 4 above 10, beyond the moving range's UCL 3.69 (mr:nelson1)
+    page.wait_for_function("document.querySelector('#alarm-count').textContent === '2'")
+    rules = page.eval_on_selector_all("#violations td[data-rule]",
+                                      "tds => tds.map(t => t.dataset.rule)")
+    assert sorted(rules) == ["mr:nelson1", "we1"]
+    assert "1 point beyond 3σ" in page.text_content("#violations")
+    assert "1 point beyond 3σ" in page.text_content("#alarms tbody")
     screenshot(page, "live-chart")
     assert page.console_errors == []

@@ -1,0 +1,1 @@
+export async function mountCapability(root) { root.textContent = "todo"; }
