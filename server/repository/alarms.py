@@ -34,6 +34,78 @@ async def record_violation(
     )
 
 
+async def raised_among(
+    conn: asyncpg.Connection, candidates: list[tuple[int, str, datetime]]
+) -> set[tuple[int, str, datetime]]:
+    """The (characteristic, rule, completing point) candidates raised before."""
+    if not candidates:
+        return set()
+    cids, rules, stamps = zip(*candidates, strict=True)
+    rows = await conn.fetch(
+        """SELECT v.characteristic_id, v.rule, v.ts FROM violations v
+           JOIN unnest($1::int[], $2::text[], $3::timestamptz[]) AS c(cid, rule, ts)
+             ON v.characteristic_id = c.cid AND v.rule = c.rule AND v.ts = c.ts""",
+        list(cids), list(rules), list(stamps),
+    )
+    return {(r["characteristic_id"], r["rule"], r["ts"]) for r in rows}
+
+
+async def open_spc_alarms(
+    conn: asyncpg.Connection, characteristic_ids: list[int]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT a.characteristic_id, {ALARM_COLUMNS} {FROM_ALARMS}
+            WHERE a.kind = 'spc' AND a.state <> 'closed' AND a.characteristic_id = ANY($1)
+            ORDER BY a.id""",
+        characteristic_ids,
+    )
+
+
+async def extend_many(
+    conn: asyncpg.Connection, extensions: list[tuple[int, datetime, int]]
+) -> None:
+    """(alarm id, new last point, points added) for each extended alarm."""
+    if extensions:
+        ids, last, added = zip(*extensions, strict=True)
+        await conn.execute(
+            """UPDATE alarms a SET last_ts = e.last_ts, point_count = a.point_count + e.added,
+                      updated_at = now()
+               FROM unnest($1::bigint[], $2::timestamptz[], $3::int[]) AS e(id, last_ts, added)
+               WHERE a.id = e.id""",
+            list(ids), list(last), list(added),
+        )
+
+
+async def open_many(
+    conn: asyncpg.Connection,
+    alarms: list[tuple[int, str, datetime, datetime, int, int | None, str]],
+) -> dict[tuple[int, str, datetime], int]:
+    """Insert alarms (characteristic, rule, first, last, points, limits version, severity);
+    their ids by (characteristic, rule, first point)."""
+    if not alarms:
+        return {}
+    cols = list(zip(*alarms, strict=True))
+    rows = await conn.fetch(
+        """INSERT INTO alarms (characteristic_id, rule, first_ts, last_ts, point_count,
+                               limits_version, severity)
+           SELECT * FROM unnest($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                                $5::int[], $6::int[], $7::text[])
+           RETURNING id, characteristic_id, rule, first_ts""",
+        *[list(c) for c in cols],
+    )
+    return {(r["characteristic_id"], r["rule"], r["first_ts"]): r["id"] for r in rows}
+
+
+async def record_violations(
+    conn: asyncpg.Connection, violations: list[tuple[int, str, datetime, int]]
+) -> None:
+    if violations:
+        await conn.copy_records_to_table(
+            "violations", records=violations,
+            columns=["characteristic_id", "rule", "ts", "alarm_id"],
+        )
+
+
 async def extend_open(
     conn: asyncpg.Connection, characteristic_id: int, rule: str, previous_ts: datetime,
     ts: datetime,

@@ -17,6 +17,20 @@ async def versions(conn: asyncpg.Connection, characteristic_id: int) -> list[asy
     )
 
 
+async def versions_for(
+    conn: asyncpg.Connection, characteristic_ids: list[int]
+) -> dict[int, list[asyncpg.Record]]:
+    rows = await conn.fetch(
+        f"""SELECT characteristic_id, {COLUMNS} FROM control_limits
+            WHERE characteristic_id = ANY($1) ORDER BY characteristic_id, version""",
+        characteristic_ids,
+    )
+    out: dict[int, list[asyncpg.Record]] = {cid: [] for cid in characteristic_ids}
+    for r in rows:
+        out[r["characteristic_id"]].append(r)
+    return out
+
+
 async def latest_by_characteristic(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
     rows = await conn.fetch(
         f"""SELECT DISTINCT ON (characteristic_id) characteristic_id, {COLUMNS}

@@ -53,6 +53,35 @@ async def evaluation_window(
     )
 
 
+async def evaluation_windows(
+    conn: asyncpg.Connection, requests: list[tuple[int, datetime, int | None]]
+) -> dict[int, list[asyncpg.Record]]:
+    """`evaluation_window` for many characteristics in one round trip.
+
+    requests: (characteristic_id, since, history); history None means every earlier point."""
+    if not requests:
+        return {}
+    cids, since, history = zip(*requests, strict=True)
+    rows = await conn.fetch(
+        """SELECT w.cid, m.ts, m.value, m.sample_size
+           FROM unnest($1::int[], $2::timestamptz[], $3::int[]) AS w(cid, since, history)
+           CROSS JOIN LATERAL (
+               (SELECT ts, value, sample_size FROM measurements
+                WHERE characteristic_id = w.cid AND ts < w.since AND quality < 2
+                ORDER BY ts DESC LIMIT w.history)
+               UNION ALL
+               (SELECT ts, value, sample_size FROM measurements
+                WHERE characteristic_id = w.cid AND ts >= w.since AND quality < 2)
+           ) m
+           ORDER BY w.cid, m.ts""",
+        list(cids), list(since), list(history),
+    )
+    out: dict[int, list[asyncpg.Record]] = {cid: [] for cid in cids}
+    for r in rows:
+        out[r["cid"]].append(r)
+    return out
+
+
 async def first_good(
     conn: asyncpg.Connection, characteristic_id: int, count: int
 ) -> list[asyncpg.Record]:

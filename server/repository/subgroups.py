@@ -74,6 +74,31 @@ async def window(
     )
 
 
+async def windows(
+    conn: asyncpg.Connection, requests: list[tuple[int, datetime, int | None]]
+) -> dict[int, list[asyncpg.Record]]:
+    """`window` for many characteristics in one round trip."""
+    if not requests:
+        return {}
+    cids, since, history = zip(*requests, strict=True)
+    rows = await conn.fetch(
+        """SELECT w.cid, s.ts, s.vals
+           FROM unnest($1::int[], $2::timestamptz[], $3::int[]) AS w(cid, since, history)
+           CROSS JOIN LATERAL (
+               (SELECT ts, vals FROM subgroups WHERE characteristic_id = w.cid AND ts < w.since
+                ORDER BY ts DESC LIMIT w.history)
+               UNION ALL
+               (SELECT ts, vals FROM subgroups WHERE characteristic_id = w.cid AND ts >= w.since)
+           ) s
+           ORDER BY w.cid, s.ts""",
+        list(cids), list(since), list(history),
+    )
+    out: dict[int, list[asyncpg.Record]] = {cid: [] for cid in cids}
+    for r in rows:
+        out[r["cid"]].append(r)
+    return out
+
+
 async def first(
     conn: asyncpg.Connection, characteristic_id: int, count: int
 ) -> list[asyncpg.Record]:

@@ -45,6 +45,20 @@ async def enqueue(
     return len(rows)
 
 
+async def enqueue_many(conn: asyncpg.Connection, events: list[tuple[str, str, str]]) -> None:
+    """`enqueue` for many (event id, event type, JSON payload) at once."""
+    if events:
+        ids, types, payloads = zip(*events, strict=True)
+        await conn.execute(
+            """INSERT INTO webhook_outbox (event_id, subscription_id, event_type, payload)
+               SELECT e.id, s.id, e.type, e.payload::jsonb
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS e(id, type, payload)
+               JOIN webhook_subscriptions s ON s.enabled AND e.type = ANY(s.events)
+               ON CONFLICT (event_id, subscription_id) DO NOTHING""",
+            list(ids), list(types), list(payloads),
+        )
+
+
 async def claim_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     """Due deliveries, locked so that two workers never send the same one at once."""
     return await conn.fetch(

@@ -14,6 +14,7 @@ rule 1 only, reported as `mr:nelson1`, `r:nelson1`, `s:nelson1`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,31 @@ class Scored:
     version: np.ndarray
     companion: dict[str, np.ndarray] | None
     violations: dict[int, list[str]] = field(default_factory=dict)
+
+    def points(self, start: int = 0) -> list[dict[str, Any]]:
+        """`point(i)` for every i from `start`, converting each array once."""
+        def col(a: np.ndarray) -> list[float | None]:
+            part = a[start:]
+            return [v if math.isfinite(v) else None for v in part.tolist()]
+
+        stat, center, ucl, lcl, sigma = (col(a) for a in
+                                         (self.statistic, self.center, self.ucl, self.lcl,
+                                          self.sigma))
+        versions = self.version[start:].tolist()
+        comp = ({k: col(v) for k, v in self.companion.items()}
+                if self.companion is not None else None)
+        out = []
+        for j in range(len(stat)):
+            p: dict[str, Any] = {
+                "ts": self.ts[start + j].isoformat(), "statistic": stat[j],
+                "center": center[j], "ucl": ucl[j], "lcl": lcl[j], "sigma": sigma[j],
+                "limits_version": versions[j] or None,
+                "violations": self.violations.get(start + j, []),
+            }
+            if comp is not None:
+                p["companion"] = {k: v[j] for k, v in comp.items()}
+            out.append(p)
+        return out
 
     def point(self, i: int) -> dict[str, Any]:
         def num(a: np.ndarray) -> float | None:

@@ -52,6 +52,7 @@ def validate(request: IngestRequest, max_samples: int, max_future_skew_s: float)
 async def ingest(
     pool: asyncpg.Pool, request: IngestRequest, idempotency_key: str | None,
     max_samples: int, max_future_skew_s: float, scope: str | None = None,
+    want_points: bool = True,
 ) -> tuple[IngestResult, list[dict[str, Any]]]:
     """Store a batch; return its result and the live events to publish after commit."""
     validate(request, max_samples, max_future_skew_s)
@@ -81,7 +82,6 @@ async def ingest(
              QUALITY_CODES[s.quality], s.part_id, s.size)
             for s in request.samples
         ]
-        events: list[dict[str, Any]] = []
         async with conn.transaction():
             if idempotency_key is not None and not await measurements_repo.claim_batch(
                 conn, idempotency_key, request.agent
@@ -90,8 +90,11 @@ async def ingest(
                 return IngestResult(
                     accepted=stored["accepted"], duplicates=stored["duplicates"], replayed=True
                 ), []
-            for cid in sorted(r["id"] for r in known.values()):
-                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", INGEST_LOCK_CLASS, cid)
+            # One statement takes every lock, in id order, so batches never deadlock.
+            await conn.execute(
+                "SELECT count(pg_advisory_xact_lock($1, id)) FROM unnest($2::int[]) AS id",
+                INGEST_LOCK_CLASS, sorted(r["id"] for r in known.values()),
+            )
             inserted = await measurements_repo.insert_new(conn, rows) if rows else []
             if idempotency_key is not None:
                 await measurements_repo.finish_batch(
@@ -101,30 +104,35 @@ async def ingest(
             for r in inserted:
                 by_char[r["characteristic_id"]].append(r)
             by_id = {c["id"]: c for c in known.values()}
-            for cid, new_rows in sorted(by_char.items()):
-                events.extend(await evaluate_new(conn, by_id[cid], new_rows))
+            events = await evaluate_new(conn, [(by_id[cid], new) for cid, new in
+                                               sorted(by_char.items())], want_points)
         return IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted)), events
 
 
 async def evaluate_new(
-    conn: asyncpg.Connection, characteristic: asyncpg.Record, new_rows: list[asyncpg.Record]
+    conn: asyncpg.Connection, stored: list[tuple[asyncpg.Record, list[asyncpg.Record]]],
+    want_points: bool,
 ) -> list[dict[str, Any]]:
-    """Evaluate one characteristic's newly stored samples; the live events they produce."""
-    key, kind = characteristic["key"], characteristic["chart_type"]
-    events: list[dict[str, Any]] = [
-        {"type": "point", "characteristic": key, "ts": r["ts"].isoformat(), "quality": "bad",
-         "statistic": None, "violations": []}
-        for r in new_rows if r["quality"] == QUALITY_CODES["bad"] and kind not in SUBGROUP_KINDS
-    ]
-    good = [r["ts"] for r in new_rows if r["quality"] != QUALITY_CODES["bad"]]
-    if kind in SUBGROUP_KINDS:
-        good = await subgroups_repo.form(
-            conn, characteristic["id"], characteristic["subgrouping"],
-            characteristic["subgroup_size"], characteristic["subgroup_window_s"],
-        )
-    if good:
-        events.extend((await spc_eval.evaluate(conn, characteristic, min(good))).events)
-    return events
+    """Evaluate the newly stored samples of each characteristic; the live events they produce."""
+    events: list[dict[str, Any]] = []
+    jobs: list[spc_eval.Job] = []
+    for characteristic, new_rows in stored:
+        key, kind = characteristic["key"], characteristic["chart_type"]
+        if want_points and kind not in SUBGROUP_KINDS:
+            events.extend(
+                {"type": "point", "characteristic": key, "ts": r["ts"].isoformat(),
+                 "quality": "bad", "statistic": None, "violations": []}
+                for r in new_rows if r["quality"] == QUALITY_CODES["bad"]
+            )
+        good = [r["ts"] for r in new_rows if r["quality"] != QUALITY_CODES["bad"]]
+        if kind in SUBGROUP_KINDS:
+            good = await subgroups_repo.form(
+                conn, characteristic["id"], characteristic["subgrouping"],
+                characteristic["subgroup_size"], characteristic["subgroup_window_s"],
+            )
+        if good:
+            jobs.append(spc_eval.Job(characteristic, min(good)))
+    return events + await spc_eval.evaluate(conn, jobs, want_points=want_points)
 
 
 def check_kinds(request: IngestRequest, known: dict[str, asyncpg.Record]) -> None:

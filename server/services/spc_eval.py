@@ -14,7 +14,9 @@ not grouped, because the subgroups before it are already closed and evaluated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from bisect import bisect_left
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,14 +36,6 @@ HISTORY = 20
 SEVERITY = {"we1": "critical", "nelson1": "critical", "cusum_upper": "critical",
             "cusum_lower": "critical"}
 AUTO_BASELINE_ACTOR = "system:auto-baseline"
-
-
-@dataclass
-class Outcome:
-    """What one characteristic's evaluation produced, published after the transaction commits."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-    alarms_opened: int = 0
 
 
 def limits_event(key: str, row: asyncpg.Record) -> dict[str, Any]:
@@ -81,18 +75,6 @@ def to_points(kind: str, rows: list[asyncpg.Record]) -> Points:
     return Points(ts, data, sizes)
 
 
-async def load_window(
-    conn: asyncpg.Connection, characteristic: asyncpg.Record, since: datetime,
-    history: int | None,
-) -> Points:
-    kind = characteristic["chart_type"]
-    if kind in SUBGROUP_KINDS:
-        rows = await subgroups_repo.window(conn, characteristic["id"], since, history)
-    else:
-        rows = await measurements_repo.evaluation_window(conn, characteristic["id"], since, history)
-    return to_points(kind, rows)
-
-
 async def fit_baseline(
     conn: asyncpg.Connection, characteristic: asyncpg.Record
 ) -> asyncpg.Record | None:
@@ -124,60 +106,129 @@ async def fit_baseline(
     )
 
 
+@dataclass
+class Job:
+    """One characteristic's new points, from `since` on, to evaluate."""
+
+    characteristic: asyncpg.Record
+    since: datetime
+
+
+@dataclass
+class Hit:
+    characteristic: asyncpg.Record
+    scored: charting.Scored
+    index: int
+    rule: str
+
+    @property
+    def key(self) -> tuple[int, str, datetime]:
+        return (self.characteristic["id"], self.rule, self.scored.ts[self.index])
+
+
 async def evaluate(
-    conn: asyncpg.Connection, characteristic: asyncpg.Record, since: datetime
-) -> Outcome:
-    """Score the points from `since` on; raise alarms for newly completed patterns."""
-    outcome = Outcome()
-    key = characteristic["key"]
-    kind = characteristic["chart_type"]
-    versions = await limits_repo.versions(conn, characteristic["id"])
-    if not versions:
-        fitted = await fit_baseline(conn, characteristic)
-        if fitted is not None:
-            versions = [fitted]
-            outcome.events.append(limits_event(key, fitted))
-            since = min(since, fitted["effective_from"])
-    load_from, history = since, HISTORY
-    if kind in TIME_WEIGHTED and versions:
-        starts = [v["effective_from"] for v in versions if v["effective_from"] <= since]
-        load_from, history = (starts[-1] if starts else since), 0
-    points = await load_window(conn, characteristic, load_from, history)
-    if not len(points):
-        return outcome
-    scored = charting.score_points(kind, characteristic["rules"],
-                                   charting.options_of(characteristic["options"]), points,
-                                   versions)
-    new = [i for i, t in enumerate(points.ts) if t >= since]
-    for i in new:
-        for rule in scored.violations.get(i, []):
-            await raise_violation(conn, characteristic, scored, i, rule, outcome)
-    for i in new:
-        outcome.events.append({"type": "point", "characteristic": key, "quality": "good",
-                               **scored.point(i)})
-    return outcome
+    conn: asyncpg.Connection, jobs: list[Job], *, want_points: bool = True
+) -> list[dict[str, Any]]:
+    """Score the points of every job from its `since` on; raise alarms for newly completed
+    patterns; return the live events. A fixed number of round trips whatever the number of
+    characteristics (plus a few for baselines being fitted)."""
+    events: list[dict[str, Any]] = []
+    if not jobs:
+        return events
+    versions = await limits_repo.versions_for(conn, [j.characteristic["id"] for j in jobs])
+    for job in jobs:
+        cid = job.characteristic["id"]
+        if not versions[cid]:
+            fitted = await fit_baseline(conn, job.characteristic)
+            if fitted is not None:
+                versions[cid] = [fitted]
+                events.append(limits_event(job.characteristic["key"], fitted))
+                job.since = min(job.since, fitted["effective_from"])
+    sample_requests, subgroup_requests = [], []
+    for job in jobs:
+        kind, cid = job.characteristic["chart_type"], job.characteristic["id"]
+        load_from, history = job.since, HISTORY
+        if kind in TIME_WEIGHTED and versions[cid]:
+            # each EWMA/CUSUM point depends on every point since its limits version began
+            begun = [v["effective_from"] for v in versions[cid] if v["effective_from"] <= job.since]
+            load_from, history = (begun[-1] if begun else job.since), 0
+        target = subgroup_requests if kind in SUBGROUP_KINDS else sample_requests
+        target.append((cid, load_from, history))
+    rows = {**await measurements_repo.evaluation_windows(conn, sample_requests),
+            **await subgroups_repo.windows(conn, subgroup_requests)}
+    hits: list[Hit] = []
+    for job in jobs:
+        ch = job.characteristic
+        points = to_points(ch["chart_type"], rows.get(ch["id"], []))
+        if not len(points):
+            continue
+        scored = charting.score_points(ch["chart_type"], ch["rules"],
+                                       charting.options_of(ch["options"]), points,
+                                       versions[ch["id"]])
+        first_new = bisect_left(points.ts, job.since)
+        hits.extend(Hit(ch, scored, i, rule) for i in range(first_new, len(points))
+                    for rule in scored.violations.get(i, []))
+        if want_points:
+            events.extend({"type": "point", "characteristic": ch["key"], "quality": "good", **p}
+                          for p in scored.points(first_new))
+    raised = await alarms_repo.raised_among(conn, [h.key for h in hits])
+    events.extend(await raise_alarms(conn, [h for h in hits if h.key not in raised]))
+    return events
 
 
-async def raise_violation(
-    conn: asyncpg.Connection, characteristic: asyncpg.Record, scored: charting.Scored, i: int,
-    rule: str, outcome: Outcome,
-) -> None:
-    cid, ts = characteristic["id"], scored.ts
-    if await alarms_repo.violation_raised(conn, cid, rule, ts[i]):
-        return
-    alarm_id = await alarms_repo.extend_open(conn, cid, rule, ts[i - 1], ts[i]) if i else None
-    opened = alarm_id is None
-    if opened:
-        alarm_id = await alarms_repo.open_alarm(
-            conn, cid, rule, ts[i], int(scored.version[i]) or None, SEVERITY.get(rule, "warning")
-        )
-    await alarms_repo.record_violation(conn, cid, rule, ts[i], alarm_id)
-    alarm = alarm_public(await alarms_repo.get(conn, alarm_id))
-    outcome.events.append({"type": "alarm", "event": "alarm.opened" if opened else "alarm.updated",
-                           "characteristic": characteristic["key"], "alarm": alarm})
-    if opened:
-        outcome.alarms_opened += 1
-        await webhooks_repo.enqueue(
-            conn, f"alarm-{alarm_id}-opened", "alarm.opened",
-            {"type": "alarm.opened", "timestamp": alarm["first_ts"], "data": alarm},
-        )
+async def raise_alarms(conn: asyncpg.Connection, hits: list[Hit]) -> list[dict[str, Any]]:
+    """Turn new violations into alarms: a violation whose previous point violated the same rule
+    extends that episode's alarm, any other opens a new one. One webhook event per new alarm."""
+    if not hits:
+        return []
+    cids = sorted({h.characteristic["id"] for h in hits})
+    open_alarms: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in await alarms_repo.open_spc_alarms(conn, cids):
+        open_alarms[(r["characteristic_id"], r["rule"])] = alarm_public(r) | {
+            "_cid": r["characteristic_id"], "_last": r["last_ts"], "_added": 0, "_new": False}
+    touched: list[dict[str, Any]] = []
+    violations: list[tuple[int, str, datetime, dict[str, Any]]] = []
+    for h in sorted(hits, key=lambda h: (h.characteristic["id"], h.rule, h.index)):
+        cid, ts = h.characteristic["id"], h.scored.ts[h.index]
+        alarm = open_alarms.get((cid, h.rule))
+        previous = h.scored.ts[h.index - 1] if h.index else None
+        if alarm is None or previous is None or alarm["_last"] != previous:
+            alarm = {"id": None, "kind": "spc", "characteristic": h.characteristic["key"],
+                     "subject": None, "detail": None, "rule": h.rule, "first_ts": ts.isoformat(),
+                     "last_ts": ts.isoformat(), "point_count": 0,
+                     "limits_version": int(h.scored.version[h.index]) or None,
+                     "severity": SEVERITY.get(h.rule, "warning"), "state": "open",
+                     "acknowledged_by": None, "acknowledged_at": None, "cause": None,
+                     "corrective_action": None, "closed_by": None, "closed_at": None,
+                     "_cid": cid, "_first": ts, "_added": 0, "_new": True}
+            open_alarms[(cid, h.rule)] = alarm
+        if not any(t is alarm for t in touched):
+            touched.append(alarm)
+        alarm["_last"] = ts
+        alarm["last_ts"] = ts.isoformat()
+        alarm["point_count"] += 1
+        alarm["_added"] += 1
+        violations.append((cid, h.rule, ts, alarm))
+    created = await alarms_repo.open_many(conn, [
+        (a["_cid"], a["rule"], a["_first"], a["_last"], a["point_count"], a["limits_version"],
+         a["severity"])
+        for a in touched if a["_new"]
+    ])
+    for a in touched:
+        if a["_new"]:
+            a["id"] = created[(a["_cid"], a["rule"], a["_first"])]
+    await alarms_repo.extend_many(conn, [(a["id"], a["_last"], a["_added"])
+                                         for a in touched if not a["_new"]])
+    await alarms_repo.record_violations(conn, [(cid, rule, ts, a["id"])
+                                               for cid, rule, ts, a in violations])
+    events, outbox = [], []
+    for a in touched:
+        public = {k: v for k, v in a.items() if not k.startswith("_")}
+        event = "alarm.opened" if a["_new"] else "alarm.updated"
+        events.append({"type": "alarm", "event": event, "characteristic": a["characteristic"],
+                       "alarm": public})
+        if a["_new"]:
+            outbox.append((f"alarm-{a['id']}-opened", "alarm.opened", json.dumps(
+                {"type": "alarm.opened", "timestamp": a["first_ts"], "data": public})))
+    await webhooks_repo.enqueue_many(conn, outbox)
+    return events

@@ -62,8 +62,8 @@ def test_rule1_violation_reaches_websocket_and_signed_webhook(
         assert point["statistic"] == 14.0 and point["ucl"] == 13.0
         assert point["companion"]["statistic"] == pytest.approx(4.0)
         assert point["companion"]["ucl"] == pytest.approx(3.267 * 1.128, rel=1e-3)
-        alarm = ws.wait_for(lambda m: m["type"] == "alarm")
-        assert alarm["alarm"]["rule"] == "we1" and alarm["event"] == "alarm.opened"
+        alarm = ws.wait_for(lambda m: m["type"] == "alarm" and m["alarm"]["rule"] == "we1")
+        assert alarm["event"] == "alarm.opened" and alarm["alarm"]["id"] is not None
     finally:
         ws.close()
     deliveries = webhook_receiver.wait_for(2)

@@ -51,6 +51,7 @@ async def ingest(
     result, events = await ingest_service.ingest(
         pool, batch, idempotency_key, settings.max_batch_samples, settings.max_future_skew_s,
         scope=principal.scope if principal.role == "agent" else None,
+        want_points=bool(hub.subscribers),  # no one watching: skip building point events
     )
     request.app.state.metrics["samples_ingested"] += result.accepted
     for event in events:
