@@ -1,8 +1,9 @@
 """The line as an OPC UA server: Objects/<Line>/<Machine>/<Variable>, ns=2;s=<Line>.<Machine>.<Var>.
 
-Each variable is a Double with EngineeringUnits and EURange properties; every sample is written
-with its source timestamp, and with status BadSensorFailure and a null value while the sensor has
-dropped out. A device disconnect stops the server; a reconnect builds it again on the same port.
+Each variable is a Double of AnalogItemType with EngineeringUnits and EURange properties; every
+sample is written with its source timestamp, and with status BadSensorFailure and a null value
+while the sensor has dropped out. A device disconnect stops the server; a reconnect builds it
+again on the same port; a machine's disconnect turns its nodes BadNoCommunication.
 
 Attribute streams are UInt32 count variables (ns=2;s=<Line>.<Machine>.<stream>) with children
 `sample_size` and `lot`; part-mode machines add `part_id` (String), `part_complete` (Boolean,
@@ -148,6 +149,11 @@ class OpcUaLine:
             ua.Variant(math.nan, ua.VariantType.Double),
             datatype=ua.ObjectIds.Double,
         )
+        # An AnalogItemType, as OPC UA Part 8 models a measured value with a range and units.
+        await node.delete_reference(ua.ObjectIds.BaseDataVariableType,
+                                    ua.ObjectIds.HasTypeDefinition, bidirectional=False)
+        await node.add_reference(ua.ObjectIds.AnalogItemType, ua.ObjectIds.HasTypeDefinition,
+                                 bidirectional=False)
         if var.description:
             await node.write_attribute(
                 ua.AttributeIds.Description,

@@ -95,6 +95,8 @@ async def test_opcua_address_space_is_shaped_like_the_contract(shared_simulator:
         assert await client.get_namespace_index("urn:shopfloor-spc:simulator") == 2
         node = await client.nodes.objects.get_child(["2:Line1", "2:CNC1", "2:bore_diameter"])
         assert node.nodeid == ua.NodeId("Line1.CNC1.bore_diameter", 2)
+        assert await node.read_type_definition() == ua.NodeId(ua.ObjectIds.AnalogItemType)
+        assert await node.read_data_type() == ua.NodeId(ua.ObjectIds.Double)
         eu = await (await node.get_child("0:EngineeringUnits")).read_value()
         assert eu.DisplayName.Text == "mm"
         eu_range = await (await node.get_child("0:EURange")).read_value()
