@@ -34,19 +34,19 @@ def validate(request: IngestRequest, max_samples: int, max_future_skew_s: float)
         )
     latest = datetime.now(UTC) + timedelta(seconds=max_future_skew_s)
     for i, s in enumerate(request.samples):
-        where = f"samples[{i}] ({s.characteristic} at {s.ts.isoformat()})"
+        problem = None
         if s.ts.tzinfo is None:
-            raise IngestRejected(f"{where}: ts has no time zone; send UTC with 'Z'", sample=i)
-        if s.ts > latest:
+            problem = "ts has no time zone; send UTC with 'Z'"
+        elif s.ts > latest:
+            problem = f"ts is more than {max_future_skew_s:g}s in the future (agent clock?)"
+        elif s.quality != "bad" and s.value is None:
+            problem = f"a {s.quality} sample needs a value"
+        elif s.quality != "bad" and not math.isfinite(s.value):  # type: ignore[arg-type]
+            problem = f"value must be finite, got {s.value}"
+        if problem is not None:  # the message is built only for the sample that fails
             raise IngestRejected(
-                f"{where}: ts is more than {max_future_skew_s:g}s in the future (agent clock?)",
-                sample=i,
+                f"samples[{i}] ({s.characteristic} at {s.ts.isoformat()}): {problem}", sample=i
             )
-        if s.quality != "bad":
-            if s.value is None:
-                raise IngestRejected(f"{where}: a {s.quality} sample needs a value", sample=i)
-            if not math.isfinite(s.value):
-                raise IngestRejected(f"{where}: value must be finite, got {s.value}", sample=i)
 
 
 async def ingest(
