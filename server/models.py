@@ -44,6 +44,9 @@ class CharacteristicCreate(Strict):
         "consecutive", description="Xbar charts: every subgroup_size samples, one subgroup per "
         "part_id, or one per time window of subgroup_window_s seconds")
     subgroup_window_s: float | None = Field(None, gt=0, le=86_400 * 31)
+    sample_size: float | None = Field(
+        None, gt=0, description="p/np/u charts: units inspected per sample when a sample does "
+        "not say (fixed lot size)")
     options: ChartOptionsModel = Field(default_factory=ChartOptionsModel)
     lsl: float | None = None
     usl: float | None = None
@@ -70,6 +73,8 @@ class CharacteristicCreate(Strict):
             )
         if self.subgrouping == "time" and self.subgroup_window_s is None:
             raise ValueError("subgrouping 'time' needs subgroup_window_s (seconds)")
+        if self.sample_size is not None and self.chart_type not in ("p", "np", "u"):
+            raise ValueError(f"sample_size applies to p, np and u charts, not {self.chart_type}")
         if self.subgrouping != "consecutive" and not xbar:
             raise ValueError(f"subgrouping applies to xbar-r/xbar-s charts, not {self.chart_type}")
         return self
@@ -93,6 +98,7 @@ class CharacteristicPublic(BaseModel):
     subgroup_size: int = 1
     subgrouping: str = "consecutive"
     subgroup_window_s: float | None = None
+    sample_size: float | None = None
     options: dict = {}
     lsl: float | None
     usl: float | None

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 COLUMNS = """id, key, name, unit, chart_type, subgroup_size, subgrouping, subgroup_window_s,
+    sample_size,
     options::text AS options, lsl, usl,
     target, rules, baseline_points,
     (SELECT key FROM stations WHERE id = station_id) AS station"""
@@ -17,14 +18,15 @@ async def create(conn: asyncpg.Connection, data: dict[str, Any]) -> asyncpg.Reco
     return await conn.fetchrow(
         f"""INSERT INTO characteristics (key, name, unit, chart_type, lsl, usl, target, rules,
                                         baseline_points, station_id, subgroup_size, options,
-                                        subgrouping, subgroup_window_s)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14)
+                                        subgrouping, subgroup_window_s, sample_size)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15)
             ON CONFLICT (key) DO NOTHING
             RETURNING {COLUMNS}""",
         data["key"], data["name"], data["unit"], data["chart_type"], data["lsl"], data["usl"],
         data["target"], data["rules"], data["baseline_points"], data.get("station_id"),
         data.get("subgroup_size", 1), json.dumps(data.get("options") or {}),
         data.get("subgrouping", "consecutive"), data.get("subgroup_window_s"),
+        data.get("sample_size"),
     )
 
 

@@ -136,9 +136,11 @@ async def evaluate_new(
 
 
 def check_kinds(request: IngestRequest, known: dict[str, asyncpg.Record]) -> None:
-    """Attributes charts count things: whole, non-negative numbers, with the lot size."""
+    """Attributes charts count things: whole, non-negative numbers, with the lot size (from the
+    sample, or the characteristic's fixed `sample_size`, which is filled in here)."""
     for i, s in enumerate(request.samples):
-        kind = known[s.characteristic]["chart_type"]
+        characteristic = known[s.characteristic]
+        kind = characteristic["chart_type"]
         if s.quality == "bad" or kind not in ATTRIBUTE_KINDS:
             continue
         where = f"samples[{i}] ({s.characteristic}, a {kind} chart)"
@@ -147,7 +149,11 @@ def check_kinds(request: IngestRequest, known: dict[str, asyncpg.Record]) -> Non
             raise IngestRejected(f"{where}: value must be a whole count >= 0, got {s.value}",
                                  sample=i)
         if kind in SIZED_KINDS and s.size is None:
-            raise IngestRejected(f"{where}: 'size' (units inspected) is required", sample=i)
+            s.size = characteristic["sample_size"]
+            if s.size is None:
+                raise IngestRejected(
+                    f"{where}: 'size' (units inspected) is required: send it with the sample or "
+                    "set the characteristic's sample_size", sample=i)
         if kind in ("p", "np") and s.size is not None and s.value > s.size:
             raise IngestRejected(
                 f"{where}: {s.value:g} defectives exceed the {s.size:g} units inspected", sample=i

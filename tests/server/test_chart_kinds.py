@@ -164,3 +164,14 @@ def test_xbar_subgroups_per_part_and_per_time_window(live_server: LiveServer) ->
         assert r.status_code == 422 and "subgroup_window_s" in r.json()["detail"]
         r = c.post("/characteristics", json={"key": "w3", "name": "w3", "subgrouping": "part"})
         assert r.status_code == 422 and "subgrouping applies to" in r.json()["detail"]
+
+
+def test_fixed_lot_size_from_the_characteristic(live_server: LiveServer) -> None:
+    make(live_server, "fixedlot", "np", 0.05, sample_size=40)
+    assert post(live_server, samples("fixedlot", [2.0, 9.0])).status_code == 200
+    points = chart(live_server, "fixedlot")["points"]
+    assert points[0]["ucl"] == pytest.approx(40 * 0.05 + 3 * math.sqrt(40 * 0.05 * 0.95))
+    assert "we1" in points[1]["violations"]
+    with live_server.client("engineer") as c:
+        r = c.post("/characteristics", json={"key": "x1", "name": "x", "sample_size": 5})
+        assert r.status_code == 422 and "sample_size applies to" in r.json()["detail"]
