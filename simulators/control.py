@@ -5,6 +5,7 @@
     POST   /disturbances   {"machine", "variable", "kind", "magnitude", ...} -> 201 {"id", ...}
     DELETE /disturbances   clear all (scheduled and injected) -> {"cleared": n}
     DELETE /disturbances/<id>  remove one -> its description
+    GET    /history?variable=NAME[&machine=M][&limit=N]   the latest samples (up to 2000)
     GET    /map            the Modbus register map as text
 
 Stdlib only: this is a test and demo hook, not a product API, and must not pull a web framework
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.parse
 from http import HTTPStatus
 
 from pydantic import ValidationError
@@ -104,16 +106,20 @@ class ControlServer:
         if length > MAX_BODY:
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
         body = await reader.readexactly(length) if length else b""
-        path = target.split("?", 1)[0].rstrip("/") or "/"
-        return await self._route(method, path, body)
+        path, _, query = target.partition("?")
+        params = urllib.parse.parse_qs(query)
+        return await self._route(method, path.rstrip("/") or "/", params, body)
 
-    async def _route(self, method: str, path: str, body: bytes) -> tuple[HTTPStatus, str, str]:
+    async def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[HTTPStatus, str, str]:
         if path.startswith("/disturbances/"):
             return await self._one_disturbance(method, path.removeprefix("/disturbances/"))
         routes = {
             "/state": {"GET"},
             "/disturbances": {"GET", "POST", "DELETE"},
             "/map": {"GET"},
+            "/history": {"GET"},
         }
         if path not in routes:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no such path {path!r}; try {sorted(routes)}")
@@ -124,6 +130,8 @@ class ControlServer:
             )
         if path == "/state":
             return HTTPStatus.OK, json.dumps(self.line.state()), "application/json"
+        if path == "/history":
+            return HTTPStatus.OK, json.dumps(self._history(query)), "application/json"
         if path == "/map":
             return HTTPStatus.OK, format_map(self.line.config), "text/plain; charset=utf-8"
         if method == "GET":
@@ -133,6 +141,40 @@ class ControlServer:
             cleared = await self.line.clear_disturbances()
             return HTTPStatus.OK, json.dumps({"cleared": cleared}), "application/json"
         return await self._inject(body)
+
+    def _history(self, query: dict[str, list[str]]) -> dict[str, object]:
+        """The most recent samples of one variable: ?variable=NAME[&machine=M][&limit=N]."""
+        q = {k: v[-1] for k, v in query.items()}
+        unknown = set(q) - {"machine", "variable", "limit"}
+        if unknown:
+            raise HttpError(HTTPStatus.BAD_REQUEST,
+                            f"unknown query parameter(s) {sorted(unknown)}; use machine, variable, "
+                            f"limit")
+        if "variable" not in q:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "give ?variable=NAME (and machine=M)")
+        machines = self.line.config.machines
+        machine = q.get("machine") or (machines[0].name if len(machines) == 1 else None)
+        process = self.line.processes.get((machine or "", q["variable"]))
+        if process is None:
+            known = [f"{m}.{v}" for m, v in self.line.processes]
+            raise HttpError(HTTPStatus.NOT_FOUND,
+                            f"no variable {q['variable']!r} on machine {machine!r}; known: {known}")
+        try:
+            limit = int(q.get("limit", "100"))
+        except ValueError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "limit must be an integer") from None
+        if limit < 1:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "limit must be >= 1")
+        samples = list(process.history)[-limit:]
+        return {
+            "machine": machine,
+            "variable": q["variable"],
+            "samples": [
+                {"index": s.index, "ts": self.line.clock.timestamp(s.t).isoformat(),
+                 "value": s.value, "quality": s.quality}
+                for s in samples
+            ],
+        }
 
     async def _one_disturbance(self, method: str, ident: str) -> tuple[HTTPStatus, str, str]:
         if method != "DELETE":

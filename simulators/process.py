@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,7 @@ from simulators.disturbances import ActiveDisturbance, combine
 
 Quality = Literal["good", "bad"]
 _BLOCK = 1024
+HISTORY = 2000  # recent samples kept per variable, for GET /history
 
 
 def stream_seed(seed: int, *names: str) -> list[int]:
@@ -51,6 +53,7 @@ class VariableProcess:
         self.index = 0  # samples produced so far
         self.disturbances: list[ActiveDisturbance] = []
         self.last: Sample | None = None
+        self.history: deque[Sample] = deque(maxlen=HISTORY)
         self._last_value: float = config.mean
 
     @property
@@ -92,6 +95,7 @@ class VariableProcess:
         self.index += 1
         sample = Sample(index=index, t=t, value=value, quality=quality)
         self.last = sample
+        self.history.append(sample)
         return sample
 
     def generate(self, n: int, dt: float | None = None) -> np.ndarray:

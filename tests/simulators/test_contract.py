@@ -206,3 +206,43 @@ def test_remove_one_disturbance_and_get_the_map(shared_simulator: RunningSimulat
     assert [d["id"] for d in listed["disturbances"]] == [second["id"]]
     status, text = sim.request("GET", "/map")
     assert status == 200 and "machine CNC1: unit id 1" in text and "float32 ABCD" in text
+
+
+def test_same_seed_same_samples_in_two_processes(simulator_factory):
+    # Two processes, same seed: the samples with the same index are the same values.
+    one = simulator_factory(seed=99, rate=20.0)
+    two = simulator_factory(seed=99, rate=20.0)
+    other = simulator_factory(seed=100, rate=20.0)
+    time.sleep(0.5)
+    histories = []
+    for sim in (one, two, other):
+        status, body = sim.request("GET", "/history?machine=CNC1&variable=bore_diameter&limit=2000")
+        assert status == 200
+        histories.append({s["index"]: s["value"] for s in body["samples"]})
+    common = set(histories[0]) & set(histories[1]) & set(histories[2])
+    assert len(common) >= 5
+    assert all(histories[0][i] == histories[1][i] for i in common)
+    assert all(histories[0][i] != histories[2][i] for i in common)
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "needle"),
+    [
+        ("", 400, "give ?variable=NAME"),
+        ("?variable=nope", 404, "no variable 'nope' on machine 'CNC1'"),
+        ("?variable=bore_diameter&limit=x", 400, "limit must be an integer"),
+        ("?variable=bore_diameter&limit=0", 400, "limit must be >= 1"),
+        ("?variable=bore_diameter&colour=red", 400, "unknown query parameter(s) ['colour']"),
+    ],
+)
+def test_history_rejects_bad_queries(module_simulator: RunningSimulator, query, status, needle):
+    got, body = module_simulator.request("GET", "/history" + query)
+    assert got == status and needle in body["error"]
+
+
+def test_history_returns_the_latest_samples_in_order(module_simulator: RunningSimulator):
+    status, body = module_simulator.request("GET", "/history?variable=spindle_temp&limit=5")
+    assert status == 200 and body["machine"] == "CNC1"
+    indices = [s["index"] for s in body["samples"]]
+    assert len(indices) == 5 and indices == list(range(indices[0], indices[0] + 5))
+    assert all(s["quality"] == "good" and abs(s["value"] - 45.0) < 5 for s in body["samples"])
