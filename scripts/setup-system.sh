@@ -23,6 +23,9 @@ need=()
 command -v psql >/dev/null || need+=(postgresql-client-$PG_MAJOR)
 command -v mbpoll >/dev/null || need+=(mbpoll)
 command -v socat >/dev/null || need+=(socat)
+# deploy/ tests: `nginx -t` on the reverse-proxy example, `systemd-analyze verify` on the units
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ $WITH_BROWSER = 1 ] && ! command -v chromium >/dev/null; then need+=(chromium); fi
 
 apt_updated=0
