@@ -92,7 +92,6 @@ class LineSimulation:
         self.machines_connected = {m.name: True for m in config.machines}
         self.sample_listeners: list[SampleListener] = []
         self.connection_listeners: list[ConnectionListener] = []
-        self.ticks = 0
         for spec in config.disturbances:
             self.add_disturbance(spec, origin="schedule")
 
@@ -128,7 +127,8 @@ class LineSimulation:
             raise ConfigError(problem)
         now = self.clock.now() if origin == "control" else 0.0
         if spec.kind in DEVICE_KINDS:
-            d = ActiveDisturbance(spec, origin, origin_index=self.ticks, origin_time=now)
+            d = ActiveDisturbance(spec, origin, origin_index=self._device_index(spec),
+                                  origin_time=now)
             self.device_disturbances.append(d)
             return d
         machine = spec.machine or self.config.machines[0].name
@@ -141,6 +141,11 @@ class LineSimulation:
         d = ActiveDisturbance(spec, origin, origin_index=process.index, origin_time=now)
         process.add(d)
         return d
+
+    def _device_index(self, spec: DisturbanceSpec) -> int:
+        """Samples of a device disturbance count on its machine's first variable (or the line's)."""
+        machine = self.config.machine(spec.machine) if spec.machine else self.config.machines[0]
+        return self.processes[(machine.name, machine.variables[0].name)].index
 
     def disturbances(self) -> list[ActiveDisturbance]:
         out = list(self.device_disturbances)
@@ -231,8 +236,9 @@ class LineSimulation:
 
     async def tick(self) -> list[Event]:
         now = self.clock.now()
-        device_active = [d for d in self.device_disturbances if d.update(self.ticks, now)]
-        self.ticks += 1
+        device_active = [
+            d for d in self.device_disturbances if d.update(self._device_index(d.spec), now)
+        ]
         # A disconnect without a machine takes the whole device (both servers) off the network;
         # with a machine, only that machine stops answering, as behind a gateway.
         await self._set_connected(not any(d.spec.machine is None for d in device_active))

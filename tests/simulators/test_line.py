@@ -159,3 +159,17 @@ async def test_rule_showcase_scenario_trips_each_rule_in_its_window():
     for rule, (start, end) in windows.items():
         hits = fired[rule]
         assert np.any((hits >= start) & (hits < end + 5)), f"{rule} not in {start}..{end}"
+
+
+async def test_device_disconnect_counted_in_samples_of_its_machine():
+    # M2's variable runs at 2 Hz: after 4 samples (t=2) for 2 samples (1 s).
+    line, clock = make_line(disturbances=[{"kind": "disconnect", "machine": "M2",
+                                           "after_samples": 4, "for_samples": 2}])
+    seen = []
+    for _ in range(12):
+        await line.tick()
+        seen.append((clock.now(), line.machines_connected["M2"]))
+        clock.advance(0.25)
+    offline = [t for t, connected in seen if not connected]
+    # Off once 4 samples exist (t=0..1.5), and while samples 4 and 5 (t=2.0, 2.5) are made.
+    assert offline == [1.75, 2.0, 2.25, 2.5]
