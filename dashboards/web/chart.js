@@ -134,6 +134,9 @@ function hline(u, value, color, label, dash) {
 function overlayPlugin(opts, data, specsOn) {
   return { hooks: { draw: (u) => {
     const ctx = u.ctx;
+    const root = u.root.parentElement;
+    root.dataset.specs = specsOn() ? "shown" : "hidden";
+    let boundaries = 0;
     if (specsOn()) {
       const { lsl, usl, target } = opts.specs;
       hline(u, lsl, COLORS.spec, "LSL", [2, 3]);
@@ -144,6 +147,7 @@ function overlayPlugin(opts, data, specsOn) {
     for (const v of opts.versions || []) {
       const t = Date.parse(v.effective_from) / 1000;
       if (!(t > xmin && t < xmax)) continue;
+      boundaries++;
       const x = u.valToPos(t, "x", true);
       ctx.save();
       ctx.strokeStyle = COLORS.version; ctx.fillStyle = COLORS.version;
@@ -153,6 +157,7 @@ function overlayPlugin(opts, data, specsOn) {
       ctx.fillText(`limits v${v.version}`, x + 4, u.bbox.top + 14 * devicePixelRatio);
       ctx.restore();
     }
+    root.dataset.boundaries = String(boundaries);
     const p = opts.proposal;
     if (p) {
       hline(u, p.center, COLORS.proposal, "proposed CL", [8, 4]);
@@ -161,8 +166,10 @@ function overlayPlugin(opts, data, specsOn) {
       ctx.save();
       ctx.strokeStyle = COLORS.excluded; ctx.lineWidth = 2.5 * devicePixelRatio;
       const r = 6 * devicePixelRatio;
+      let crossed = 0;
       for (let i = 0; i < data.t.length; i++) {
         if (!p.excluded.has(data.t[i]) || data.stat[i] === null) continue;
+        crossed++;
         const x = u.valToPos(data.t[i], "x", true);
         const y = u.valToPos(data.stat[i], "y", true);
         ctx.beginPath();
@@ -171,6 +178,7 @@ function overlayPlugin(opts, data, specsOn) {
         ctx.stroke();
       }
       ctx.restore();
+      root.dataset.excluded = String(crossed);
     }
   } } };
 }
@@ -261,6 +269,7 @@ export function drawCharts(elMain, elComp, data, opts) {
           points: { show: true, size: 10, fill: COLORS.limit, stroke: "#fff", width: 2 } }],
     }, compData(data), elComp);
   }
+  elMain.uplot = main; // for tests and devtools: the plotted scales and positions
   const mark = () => {
     elMain.dataset.plotted = String(data.plotted);
     elMain.dataset.violations = String(data.violating);

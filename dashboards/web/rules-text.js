@@ -36,7 +36,8 @@ const VARIANT = {
   nelson8: (k) => `${k} points in a row beyond 1σ, on either side`,
 };
 
-const CHART = { mr: "Moving range", r: "Range", s: "Standard deviation" };
+const CHART = { mr: "Moving range", r: "Range", s: "Standard deviation", i: "Individuals",
+  xbar: "Subgroup means" };
 
 // Splits "mr:nelson1" / "nelson2:7" into {chart, id, k}.
 export function parseRule(rule) {

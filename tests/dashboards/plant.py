@@ -70,3 +70,28 @@ def build_plant(server: LiveServer) -> None:
     ingest(server, samples("torque", calm(10, seed=9), t0=recent(10)))
     # Flatness stopped reporting a day ago: stale.
     ingest(server, samples("flatness", calm(n, seed=5), t0=recent(n) - timedelta(days=1)))
+
+
+def build_history(server: LiveServer) -> None:
+    """Characteristics for the chart, limits and capability views: two limit versions
+    ("phase"), a baseline with an outlier ("outlier"), and an hour of 1 Hz data ("long")."""
+    with server.client("engineer") as c:
+        for key, name in (("phase", "Phase"), ("outlier", "Outlier"), ("long", "Long run")):
+            r = c.post("/characteristics", json={"key": key, "name": name, "unit": "mm",
+                                                 "baseline_points": 0, "station": "a-op20",
+                                                 "lsl": 5.0, "usl": 15.5})
+            assert r.status_code == 201, r.text
+            assert c.post(f"/characteristics/{key}/limits", json=KNOWN).status_code == 201
+    t0 = recent(40)
+    ingest(server, samples("phase", calm(40, seed=3), t0=t0))
+    with server.client("engineer") as c:
+        r = c.post("/characteristics/phase/limits", json={
+            "center": 10.2, "sigma": 0.9, "reason": "after maintenance",
+            "effective_from": (t0 + timedelta(seconds=20.5)).isoformat()})
+        assert r.status_code == 201, r.text
+    values = calm(40, seed=4)
+    values[25] = 16.0  # beyond 3 sigma: phase I must exclude it
+    ingest(server, samples("outlier", values, t0=recent(40)))
+    values = calm(3600, seed=6)
+    values[1800] = 14.5
+    ingest(server, samples("long", values, t0=recent(3600)))
