@@ -75,7 +75,8 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="require OPC UA login with these credentials (repeatable)")
     p.add_argument("--print-map", action="store_true",
                    help="print the Modbus register map of the line and exit")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--log-level", default="WARNING", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
 
@@ -180,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in CLIENT_COMMANDS:
         return _client(args_list[0], args_list[1:])
     args = _run_parser().parse_args(args_list)
-    logging.basicConfig(level=args.log_level.upper(),
+    logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("asyncua", "pymodbus"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))

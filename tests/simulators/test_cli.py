@@ -46,9 +46,11 @@ def test_bad_field_in_line_file_names_file_and_field(capsys, tmp_path: Path):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [(["--rate", "0"], "--rate 0.0"), (["--speed", "-1"], "--speed -1.0"),
-     (["--start", "2026-01-01"], "--start applies to the virtual clock: give --speed too")],
+     (["--start", "2026-01-01"], "--start applies to the virtual clock: give --speed too"),
+     (["--opcua-security", "None,Basic128"], "unknown policy ['Basic128']; choose from None"),
+     (["--user", "nopassword"], "--user 'nopassword': expected NAME:PASSWORD")],
 )
-def test_bad_rate_or_speed_is_refused(capsys, args, needle):
+def test_bad_options_are_refused(capsys, args, needle):
     assert main(["--config", str(MACHINING_LINE), "--print-map", *args]) == 2
     assert needle in capsys.readouterr().err
 
@@ -111,3 +113,10 @@ def test_bad_start_instant_is_refused(capsys):
         main(["--print-map", "--speed", "10", "--start", "yesterday"])
     assert info.value.code == 2
     assert "'yesterday' is not an ISO 8601 timestamp" in capsys.readouterr().err
+
+
+def test_bad_log_level_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--print-map", "--log-level", "loud"])
+    assert info.value.code == 2
+    assert "--log-level: invalid choice: 'LOUD'" in capsys.readouterr().err
