@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 MAX_VARIABLES_PER_MACHINE = 25
 MAX_ATTRIBUTE_STREAMS_PER_MACHINE = 25
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
+PART_TAG_NAMES = frozenset({"part_id", "part_count", "part_complete"})
 
 
 class ConfigError(ValueError):
@@ -198,6 +199,11 @@ class MachineConfig(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"variable/attribute names must be unique, repeated: {duplicates}")
+        reserved = sorted(set(names) & PART_TAG_NAMES) if self.part_mode else []
+        if reserved:
+            raise ValueError(
+                f"{reserved} name part-mode tags of this machine; rename the variable/attribute"
+            )
         return self
 
 

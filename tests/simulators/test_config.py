@@ -76,9 +76,12 @@ def write(tmp_path: Path, text: str) -> Path:
          "disturbances.0", "either after_samples or after_seconds"),
         ("line: Line 1\nmachines:\n  - {name: A, variables: [{name: x, mean: 1, sigma: 1}]}\n",
          "line", "should match pattern"),
+        ("line: L\nmachines:\n  - {name: A, part_mode: {cycle_seconds: 1},\n"
+         "     variables: [{name: part_id, mean: 1, sigma: 1}]}\n",
+         "machines.0", "['part_id'] name part-mode tags of this machine"),
     ],
     ids=["misspelled", "missing", "not-a-number", "range", "duplicate", "unit-ids",
-         "unknown-target", "two-starts", "bad-name"],
+         "unknown-target", "two-starts", "bad-name", "reserved-part-tag"],
 )
 def test_bad_line_files_name_the_file_the_field_and_the_fix(tmp_path, text, field, fix):
     path = write(tmp_path, text)
