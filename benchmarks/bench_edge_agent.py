@@ -252,6 +252,7 @@ def run(registers: int, nodes: int, rate: float, seconds: float, warmup: float,
             cpu1 = proc.cpu_times()
             other1 = {k: sum(sum(p.cpu_times()[:2]) for p in v) for k, v in others.items()}
             w1, r1, t1 = written(tmp / "buffer.sqlite"), receiver.samples, time.monotonic()
+            k1 = dict(receiver.by_kind)
             with open(f"/proc/{agent.pid}/status") as f:
                 hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
         finally:
@@ -272,8 +273,8 @@ def run(registers: int, nodes: int, rate: float, seconds: float, warmup: float,
             "opcua_server_processes": len(opcua),
             "target_per_s": target, "written_per_s": round((w1 - w0) / elapsed),
             "delivered_per_s": round((r1 - r0) / elapsed),
-            "modbus_per_s": round((receiver.by_kind["mb"] - k0["mb"]) / elapsed),
-            "opcua_per_s": round((receiver.by_kind["ua"] - k0["ua"]) / elapsed),
+            "modbus_delivered_per_s": round((k1["mb"] - k0["mb"]) / elapsed),
+            "opcua_delivered_per_s": round((k1["ua"] - k0["ua"]) / elapsed),
             "opcua_server_updates_per_s": round(sum(reported.values())) if reported else None,
             "cpu_share_of_one_core": round(cpu, 3), "rss_peak_mb": round(max(hwm, rss_max) / 2**20,
                                                                           1),

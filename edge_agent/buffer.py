@@ -229,8 +229,10 @@ class SqliteBuffer(Buffer):
         if excess <= 0:
             return 0
         dropped = self._db.execute(
-            "DELETE FROM samples WHERE id IN (SELECT id FROM samples WHERE batch IS NULL "
-            "ORDER BY id LIMIT ?)", (excess,)).rowcount
+            # NOT INDEXED: walk the table in id order and stop after `excess` rows; through the
+            # batch index SQLite would sort every unbatched sample first (slow with a backlog).
+            "DELETE FROM samples WHERE id IN (SELECT id FROM samples NOT INDEXED "
+            "WHERE batch IS NULL ORDER BY id LIMIT ?)", (excess,)).rowcount
         while dropped < excess:  # everything left is in batches: drop whole oldest batches
             row = self._db.execute("SELECT key FROM batches ORDER BY seq LIMIT 1").fetchone()
             if row is None:
@@ -259,8 +261,8 @@ class SqliteBuffer(Buffer):
                 self._db.execute("INSERT INTO batches (key, created) VALUES (?, ?)",
                                  (key, datetime.now(UTC).isoformat()))
                 n = self._db.execute(
-                    "UPDATE samples SET batch=? WHERE id IN (SELECT id FROM samples WHERE "
-                    "batch IS NULL ORDER BY id LIMIT ?)", (key, max_samples)).rowcount
+                    "UPDATE samples SET batch=? WHERE id IN (SELECT id FROM samples NOT INDEXED "
+                    "WHERE batch IS NULL ORDER BY id LIMIT ?)", (key, max_samples)).rowcount
                 if n == 0:
                     self._db.execute("ROLLBACK")
                     return None
@@ -349,7 +351,8 @@ class SqliteBuffer(Buffer):
 
 def format_ts(ts: datetime) -> str:
     """RFC 3339 UTC with milliseconds and a Z, as in the ingest contract."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # isoformat is implemented in C; strftime per sample was a third of a batch's encoding time.
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def sample_to_json(s: Sample) -> dict[str, object]:

@@ -346,6 +346,8 @@ class OpcuaSource(Source):
 
         if self._lost is None and client.uaclient.state is not UaClientState.CONNECTED:
             self._lost = "connection to the server lost"
+        if self._lost is None and self._pump_task is not None and self._pump_task.done():
+            self._lost = "subscription ended"  # the server closed it or the pump failed
         if self._lost is not None:
             pending = self._take_pending()
             if pending:  # hand out what arrived before the loss; the next read raises

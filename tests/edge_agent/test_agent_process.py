@@ -153,3 +153,33 @@ def test_sigkill_mid_upload_loses_and_duplicates_nothing(
     assert_exactly_once(ingest_receiver, tmp_path / "buffer.sqlite")
     retried = [k for k, n in Counter(r.key for r in ingest_receiver.requests).items() if n > 1]
     assert retried, "no batch was re-sent after a kill: the test did not hit mid-upload"
+
+
+def test_full_buffer_drops_the_oldest_and_reports_the_count(
+        module_simulator: RunningSimulator, ingest_receiver: IngestReceiver,
+        tmp_path: Path) -> None:
+    ingest_receiver.ingest_unavailable = True
+    config = write_config(tmp_path, module_simulator, ingest_receiver.url)
+    data = yaml.safe_load(config.read_text())
+    data["buffer"]["max_samples"] = 100
+    config.write_text(yaml.safe_dump(data))
+    log = tmp_path / "agent.log"
+    agent = start_agent(config, log)
+    try:
+        wait_until(lambda: any(hb["dropped"] > 50 for hb in ingest_receiver.heartbeats), 30,
+                   "a heartbeat reporting dropped samples")
+        hb = next(hb for hb in reversed(ingest_receiver.heartbeats) if hb["dropped"] > 50)
+        assert hb["buffer_depth"] <= 100
+        assert buffer_state(tmp_path / "buffer.sqlite")[1] <= 100
+        ingest_receiver.ingest_unavailable = False
+        wait_until(lambda: ingest_receiver.sample_count > 0, 20, "delivery after the outage")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=20) == 0, log.read_text()
+    # Every sample written was either delivered once or counted as dropped: none vanished.
+    written, depth = buffer_state(tmp_path / "buffer.sqlite")
+    db = sqlite3.connect(tmp_path / "buffer.sqlite")
+    dropped = db.execute("SELECT value FROM counters WHERE name='dropped'").fetchone()[0]
+    db.close()
+    assert depth == 0 and dropped > 50
+    assert ingest_receiver.sample_count + dropped == written

@@ -184,3 +184,24 @@ async def test_opcua_subscription_delivers_every_sample(simulator: RunningSimula
     stamps = [s.ts for s in bore]
     assert len(bore) >= 8 and len(set(stamps)) == len(stamps)
     assert all(s.quality == "good" and 24.9 < (s.value or 0) < 25.1 for s in bore)
+
+
+async def test_opcua_deadband_suppresses_small_changes(simulator: RunningSimulator) -> None:
+    source = OpcuaSource(OpcuaConfig.model_validate({
+        "kind": "opcua", "name": "cnc1", "endpoint": simulator.opcua_endpoint,
+        "mode": "subscribe", "interval_s": 0.1, "sampling_interval_ms": 50, "queue_size": 5,
+        "tags": [
+            # sigma is 0.005 mm: a 1 mm deadband lets only the first value through.
+            {"node_id": "ns=2;s=Line1.CNC1.bore_diameter", "characteristic": "bore",
+             "deadband": 1.0},
+            {"node_id": "ns=2;s=Line1.CNC1.spindle_temp", "characteristic": "temp"}]}))
+    await source.connect()
+    got: list[Sample] = []
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            got += await source.read()
+    finally:
+        await source.close()
+    assert sum(s.characteristic == "bore" for s in got) == 1
+    assert sum(s.characteristic == "temp" for s in got) >= 10
