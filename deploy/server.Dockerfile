@@ -41,6 +41,6 @@ USER spc:spc
 EXPOSE 8000
 # migrations run at start, under an advisory lock (several replicas may start together)
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=6 \
-    CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/api/v1/health', timeout=4)"]
+    CMD ["python", "-c", "import json, urllib.request as u; h = json.load(u.urlopen('http://127.0.0.1:8000/api/v1/health', timeout=4)); raise SystemExit(h['status'] != 'ok')"]
 ENTRYPOINT ["spc"]
 CMD ["server"]

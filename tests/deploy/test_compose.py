@@ -8,7 +8,10 @@ pinned images, bind-mount sources that exist, and settings the server and Grafan
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ import pytest
 import yaml
 
 from server.core.config import ENV_PREFIX, Settings
+from tests.fixtures.net import free_port
+from tests.fixtures.server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -206,3 +211,22 @@ def test_db_init_script_is_mounted_as_one_file(compose: dict[str, Any]) -> None:
     env = db["environment"]
     assert env["POSTGRES_DB"] == "spc"
     assert {"SPC_DB_PASSWORD", "GRAFANA_DB_PASSWORD"} <= set(env)
+
+
+def test_server_healthcheck_command_against_a_live_server(
+    compose: dict[str, Any], live_server: LiveServer,
+) -> None:
+    kind, python, *args = compose["services"]["server"]["healthcheck"]["test"]
+    assert kind == "CMD" and python == "python"
+
+    def probe(port: int) -> int:
+        argv = [sys.executable, *(a.replace("127.0.0.1:8000/", f"127.0.0.1:{port}/")
+                                  for a in args)]
+        return subprocess.run(argv, capture_output=True, timeout=30).returncode
+
+    assert probe(live_server.port) == 0
+    assert probe(free_port()) != 0  # nothing listens there
+    # the image's HEALTHCHECK runs the same probe
+    dockerfile = (DEPLOY / "server.Dockerfile").read_text()
+    assert json.dumps(["python", *compose["services"]["server"]["healthcheck"]["test"][2:]]) \
+        in dockerfile
