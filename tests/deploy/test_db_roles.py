@@ -109,3 +109,63 @@ async def test_grafana_reader_cannot_write(roles_db: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM alarm_causes") > 0
     finally:
         await conn.close()
+
+
+async def test_backup_and_restore_as_documented(
+    pg_cluster: LocalCluster, roles_db: str, tmp_path: Path,
+) -> None:
+    """deploy/README.md's pg_dump / pre_restore / pg_restore / post_restore sequence."""
+    spc = await asyncpg.connect(as_role(roles_db, "spc"))
+    try:
+        cid = await spc.fetchval("INSERT INTO characteristics (key, name) VALUES ('bk', 'bk') "
+                                 "RETURNING id")
+        await spc.execute(
+            "INSERT INTO measurements (characteristic_id, ts, value) SELECT $1, "
+            "'2026-01-01'::timestamptz + i * interval '1 hour', i FROM generate_series(1, 100) i",
+            cid)
+        chunks = await spc.fetchval("SELECT count(*) FROM show_chunks('measurements')")
+        assert chunks >= 4
+    finally:
+        await spc.close()
+    pg = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(pg_cluster.port),
+          "PGUSER": "postgres"}
+    src = roles_db.rsplit("/", 1)[1]
+    dst = f"{src}_restored"
+
+    def sh(*argv: str, **kw: object) -> subprocess.CompletedProcess:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=pg, **kw)
+        assert proc.returncode == 0, (argv, proc.stderr)
+        return proc
+
+    dump = tmp_path / "spc.dump"
+    with open(dump, "wb") as out:
+        subprocess.run(["pg_dump", "-Fc", "-d", src], stdout=out, env=pg, check=True, timeout=120)
+    sh("psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c",
+       f'DROP DATABASE IF EXISTS "{dst}"', "-c", f'CREATE DATABASE "{dst}"')
+    sh("psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", dst, "-c", "CREATE EXTENSION timescaledb",
+       "-c", "SELECT timescaledb_pre_restore()")
+    with open(dump, "rb") as dump_in:
+        sh("pg_restore", "-d", dst, stdin=dump_in)
+    sh("psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", dst, "-c", "SELECT timescaledb_post_restore()",
+       "-c", "ANALYZE")
+    proc = run_script(pg_cluster, dst, SPC_DB_PASSWORD="a", GRAFANA_DB_PASSWORD="b")
+    assert proc.returncode == 0, proc.stderr
+
+    restored = roles_db.rsplit("/", 1)[0] + "/" + dst
+    assert await db.migrate(as_role(restored, "spc")) == []  # nothing pending after restore
+    conn = await asyncpg.connect(as_role(restored, "grafana_reader"))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM measurements m JOIN characteristics c "
+                                   "ON c.id = m.characteristic_id WHERE c.key = 'bk'") == 100
+        assert await conn.fetchval("SELECT count(*) FROM timescaledb_information.hypertables "
+                                   "WHERE hypertable_name = 'measurements'") == 1
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM webhook_subscriptions")
+    finally:
+        await conn.close()
+    spc = await asyncpg.connect(as_role(restored, "spc"))
+    try:  # the server's role still owns its tables and can write
+        await spc.execute("INSERT INTO measurements (characteristic_id, ts, value) "
+                          "SELECT id, '2027-01-01', 1 FROM characteristics WHERE key = 'bk'")
+    finally:
+        await spc.close()
