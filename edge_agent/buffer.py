@@ -43,8 +43,9 @@ class Buffer(ABC):
         """Store samples durably (for a persistent buffer, committed when this returns)."""
 
     @abstractmethod
-    def next_batch(self, max_samples: int) -> Batch | None:
-        """The oldest unacknowledged batch, or a new one of up to `max_samples` oldest samples."""
+    def next_batch(self, max_samples: int, exclude: str | None = None) -> Batch | None:
+        """The oldest unacknowledged batch (other than `exclude`, the one in flight), or else a
+        new one of up to `max_samples` of the oldest samples."""
 
     @abstractmethod
     def ack(self, key: str) -> int:
@@ -102,10 +103,10 @@ class MemoryBuffer(Buffer):
             self._dropped += len(lost)
             excess -= len(lost)
 
-    def next_batch(self, max_samples: int) -> Batch | None:
-        if self._batches:
-            key = next(iter(self._batches))
-            return Batch(key, list(self._batches[key]))
+    def next_batch(self, max_samples: int, exclude: str | None = None) -> Batch | None:
+        for key, samples in self._batches.items():
+            if key != exclude:
+                return Batch(key, list(samples))
         if not self._free:
             return None
         take = [self._free.popleft() for _ in range(min(max_samples, len(self._free)))]
@@ -243,10 +244,11 @@ class SqliteBuffer(Buffer):
                          (dropped,))
         return dropped
 
-    def next_batch(self, max_samples: int) -> Batch | None:
+    def next_batch(self, max_samples: int, exclude: str | None = None) -> Batch | None:
         with self._lock:
             while True:
-                row = self._db.execute("SELECT key FROM batches ORDER BY seq LIMIT 1").fetchone()
+                row = self._db.execute("SELECT key FROM batches WHERE key IS NOT ? "
+                                       "ORDER BY seq LIMIT 1", (exclude,)).fetchone()
                 if row is None:
                     break
                 samples = self._load(row[0])

@@ -129,23 +129,35 @@ class Uploader:
                 await _wait_any(stop, None, retry_in)
 
     async def drain(self, stop: asyncio.Event | None = None) -> float | None:
-        """Send batches until the buffer is empty or a send fails.
+        """Send batches, in order, until the buffer is empty or a send fails.
 
-        Returns the delay before the next attempt after a failure, else None.
+        The next batch is formed and encoded (in a thread) while the current one is on the
+        wire; it is sent only after the current one is acknowledged, so the server still
+        receives batches in order. Returns the delay before the next attempt after a failure,
+        else None.
         """
-        while stop is None or not stop.is_set():
-            # Buffer calls may wait for the disk: they run in a thread, never on the loop.
-            batch = await asyncio.to_thread(self.buffer.next_batch, self.batch_size)
-            if batch is None:
-                return None
-            delay = await self.send(batch)
+        prepared = await asyncio.to_thread(self._prepare, None)
+        while prepared is not None and (stop is None or not stop.is_set()):
+            batch, body = prepared
+            ahead = asyncio.ensure_future(asyncio.to_thread(self._prepare, batch.key))
+            delay = await self.send(batch, body)
+            # A batch prepared ahead stays in the buffer under its key whatever happens here;
+            # after a failure it is simply sent later, behind the one that failed.
+            prepared = await ahead
             if delay is not None:
                 return delay
+            if prepared is None:  # formed while this batch was in flight; look again now
+                prepared = await asyncio.to_thread(self._prepare, None)
         return None
 
-    async def send(self, batch: Batch) -> float | None:
+    def _prepare(self, exclude: str | None) -> tuple[Batch, bytes] | None:
+        batch = self.buffer.next_batch(self.batch_size, exclude=exclude)
+        return None if batch is None else (batch, self._encode(batch))
+
+    async def send(self, batch: Batch, body: bytes | None = None) -> float | None:
         """One attempt at one batch. Returns None when done with it, else a retry delay."""
-        body = await asyncio.to_thread(self._encode, batch)
+        if body is None:
+            body = await asyncio.to_thread(self._encode, batch)
         headers = {"Idempotency-Key": batch.key, "Content-Type": "application/json"}
         if self.config.upload.gzip:
             headers["Content-Encoding"] = "gzip"

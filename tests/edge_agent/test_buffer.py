@@ -59,6 +59,20 @@ class BufferContract:
         assert first is not None and again is not None
         assert again.key == first.key and again.samples == first.samples
 
+    def test_a_batch_can_be_formed_ahead_of_the_one_in_flight(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.append(samples(10))
+        first = buf.next_batch(4)
+        assert first is not None
+        ahead = buf.next_batch(4, exclude=first.key)
+        assert ahead is not None and ahead.key != first.key
+        assert values(ahead.samples) == [4.0, 5.0, 6.0, 7.0]
+        again = buf.next_batch(4)  # the one in flight failed: it comes first again
+        assert again is not None and again.key == first.key
+        buf.ack(first.key)
+        after = buf.next_batch(4)
+        assert after is not None and after.key == ahead.key and after.samples == ahead.samples
+
     def test_ack_deletes_exactly_that_batch(self, tmp_path: Path) -> None:
         buf = self.make(tmp_path)
         buf.append(samples(10))

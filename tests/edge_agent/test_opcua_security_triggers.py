@@ -174,3 +174,17 @@ async def test_trigger_reads_the_group_once_per_part(part_server: PartServer) ->
         ("P-0001", "height", 11.0), ("P-0001", "flatness", 0.01),
         ("P-0002", "height", 12.0), ("P-0002", "flatness", 0.02),
         ("P-0003", "height", 13.0), ("P-0003", "flatness", 0.03)]
+
+
+async def test_secure_subscription(secure_sim: dict[str, Any]) -> None:
+    source = OpcuaSource(secure_config(secure_sim, "SignAndEncrypt", mode="subscribe",
+                                       interval_s=0.1, sampling_interval_ms=50))
+    await source.connect()
+    got: list[Any] = []
+    try:
+        for _ in range(20):
+            got += await source.read()
+    finally:
+        await source.close()
+    bore = [s for s in got if s.characteristic == "bore_diameter"]
+    assert len(bore) >= 5 and all(s.quality == "good" for s in bore)
