@@ -12,6 +12,8 @@ toggles per part) and `part_count` (UInt32, written after the part's measurement
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -188,6 +190,14 @@ class OpcUaLine:
     async def stop(self) -> None:
         if self.server is not None:
             server, self.server = self.server, None
+            # asyncua's clock task sleeps a second between updates and stop() waits for it;
+            # cancel it so a disconnect (and a shutdown) is immediate.
+            clock_task = server.iserver.time_task
+            if clock_task is not None:
+                clock_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await clock_task
+                server.iserver.time_task = None
             await server.stop()
 
     async def on_events(self, events: list[Event]) -> None:

@@ -7,6 +7,7 @@ import math
 import struct
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asyncua import Client, ua
@@ -210,9 +211,9 @@ def test_remove_one_disturbance_and_get_the_map(shared_simulator: RunningSimulat
 
 def test_same_seed_same_samples_in_two_processes(simulator_factory):
     # Two processes, same seed: the samples with the same index are the same values.
-    one = simulator_factory(seed=99, rate=20.0)
-    two = simulator_factory(seed=99, rate=20.0)
-    other = simulator_factory(seed=100, rate=20.0)
+    with ThreadPoolExecutor(3) as pool:  # start them side by side
+        one, two, other = pool.map(lambda seed: simulator_factory(seed=seed, rate=20.0),
+                                   [99, 99, 100])
     time.sleep(0.5)
     histories = []
     for sim in (one, two, other):
