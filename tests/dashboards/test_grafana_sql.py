@@ -161,6 +161,10 @@ KINDS = {  # key: (chart_type, center, sigma, extra, values, lot sizes)
     "g_imr": ("imr", 10.0, 1.0, {}, [10.2, 9.5, 10.1, 14.0, 10.0, 9.8, 10.3, 9.9, 10.1, 9.7], None),
     "g_xbar": ("xbar-r", 10.0, 1.0, {"subgroup_size": 3},
                [10.0, 11.0, 9.0, 10.5, 9.5, 10.0, 13.0, 12.5, 13.5, 10.0], None),
+    # time-window subgroups with a bad sample: subgroups of different sizes (sigma / sqrt(n_i))
+    "g_xbar_t": ("xbar-s", 10.0, 1.0, {"subgroup_size": 3, "subgrouping": "time",
+                                       "subgroup_window_s": 3.0},
+                 [10.0, 11.0, 9.0, 12.5, None, 12.0, 10.0, 10.5, 9.5, 10.0, 14.0], None),
     "g_p": ("p", 0.1, 1.0, {}, [5, 10, 30, 2], [50, 100, 100, 200]),
     "g_np": ("np", 0.1, 1.0, {}, [5, 10, 30, 2], [50, 100, 100, 200]),
     "g_c": ("c", 4.0, 1.0, {}, [3.0, 5.0, 11.0, 4.0], None),
@@ -382,3 +386,19 @@ async def test_alarms_opened_over_time_and_counts(fed: LiveServer) -> None:
     assert counts["acknowledged"] == 3
     keys = await _fetch(fed, query(load("spc-control-chart.json"), "variable characteristic"))
     assert set(KINDS) <= {r["__value"] for r in keys}
+
+
+async def test_time_subgroups_of_different_sizes(fed: LiveServer) -> None:
+    sql = expand(query(load("spc-control-chart.json"), "Control chart: $characteristic"),
+                 {"characteristic": "g_xbar_t"})
+    rows = await _fetch(fed, sql)
+    conn = await asyncpg.connect(fed.dsn)
+    try:
+        sizes = [r["n"] for r in await conn.fetch(
+            "SELECT s.n FROM subgroups s JOIN characteristics c ON c.id = s.characteristic_id "
+            "WHERE c.key = 'g_xbar_t' ORDER BY s.ts")]
+    finally:
+        await conn.close()
+    assert len(rows) == len(sizes) >= 3 and len(set(sizes)) > 1, sizes
+    for r, n in zip(rows, sizes, strict=True):
+        assert r["UCL"] == pytest.approx(10.0 + 3 / math.sqrt(n))

@@ -12,10 +12,12 @@ import fnmatch
 import re
 import shlex
 import tomllib
+import warnings
 from pathlib import Path
 
 import pytest
 from setuptools import find_packages
+from setuptools.config.pyprojecttoml import read_configuration
 
 from server.core.config import Settings
 
@@ -133,8 +135,12 @@ def test_server_image_installs_the_server_extra_and_serves_the_dashboard() -> No
     assert m and "dashboard_dir" in Settings.model_fields
     assert ("dashboards/web", m.group(1)) in copy_sources(DOCKERFILES["server"])
     assert (ROOT / "dashboards/web/index.html").is_file()
-    # the migrations ship inside the wheel: the server applies them at start
+    # the migrations ship inside the wheel (a namespace package): the server applies them at start
     assert "*.sql" in PYPROJECT["tool"]["setuptools"]["package-data"]["*"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = read_configuration(ROOT / "pyproject.toml", expand=True)
+    assert "server.migrations" in config["tool"]["setuptools"]["packages"]
     assert list((ROOT / "server/migrations").glob("*.sql"))
     assert "/api/v1/health" in text
     assert PYPROJECT["project"]["scripts"]["spc"] == "spc_cli.main:main"
