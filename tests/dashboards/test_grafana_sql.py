@@ -152,6 +152,16 @@ def test_dashboards_are_wired_to_the_provisioned_datasource() -> None:
             for t in panel["targets"]:
                 assert t["datasource"]["uid"] == "spc-timescaledb" and t["rawQuery"]
                 assert t["format"] in ("table", "time_series")
+        ids = [p["id"] for p in dash["panels"]]
+        assert len(ids) == len(set(ids)), path.name
+        cells: set[tuple[int, int]] = set()
+        for panel in dash["panels"]:  # on Grafana's 24-column grid, no two panels overlap
+            g = panel["gridPos"]
+            assert g["x"] + g["w"] <= 24, panel["title"]
+            mine = {(x, y) for x in range(g["x"], g["x"] + g["w"])
+                    for y in range(g["y"], g["y"] + g["h"])}
+            assert not mine & cells, f"{path.name}: {panel['title']} overlaps another panel"
+            cells |= mine
     assert len(uids) == len(DASHBOARDS)
 
 
