@@ -4,7 +4,7 @@
                  [--seed S] [--rate HZ] [--speed X] [--scenario FILE ...] [--modbus-rtu DEV]
     spc simulate --config LINE.yaml --print-map
     spc simulate inject --control-url URL --variable NAME --kind shift [--magnitude K] ...
-    spc simulate clear  --control-url URL
+    spc simulate clear  --control-url URL [--id N]
     spc simulate state  --control-url URL
 """
 
@@ -84,6 +84,8 @@ def _client_parser(command: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"spc simulate {command}")
     p.add_argument("--control-url", default="http://127.0.0.1:8765",
                    help="the running simulator's control URL")
+    if command == "clear":
+        p.add_argument("--id", type=int, help="remove only this disturbance (default: all)")
     if command == "inject":
         p.add_argument("--kind", required=True, choices=[k.value for k in DisturbanceKind])
         p.add_argument("--machine")
@@ -108,7 +110,8 @@ def _client(command: str, argv: list[str]) -> int:
             headers={"Content-Type": "application/json"},
         )
     elif command == "clear":
-        req = urllib.request.Request(f"{url}/disturbances", method="DELETE")
+        one = "" if args.id is None else f"/{args.id}"
+        req = urllib.request.Request(f"{url}/disturbances{one}", method="DELETE")
     else:
         req = urllib.request.Request(f"{url}/state")
     try:

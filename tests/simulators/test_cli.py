@@ -64,6 +64,12 @@ def test_client_commands_inject_state_and_clear(module_simulator: RunningSimulat
     assert main(["state", "--control-url", url]) == 0
     state = json.loads(capsys.readouterr().out)
     assert [d["kind"] for d in state["disturbances"]] == ["trend"]
+    assert main(["inject", "--control-url", url, "--variable", "bore_diameter",
+                 "--kind", "dropout", "--for-samples", "5"]) == 0
+    dropout = json.loads(capsys.readouterr().out)
+    assert dropout["for_samples"] == 5
+    assert main(["clear", "--control-url", url, "--id", str(dropout["id"])]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "dropout"
     assert main(["clear", "--control-url", url]) == 0
     assert json.loads(capsys.readouterr().out) == {"cleared": 1}
 

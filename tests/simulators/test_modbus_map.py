@@ -15,6 +15,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 
 from simulators import modbus_map as mm
@@ -62,6 +64,21 @@ def test_fast_encodings_match_the_reference_encoder(value):
         if value is not None and math.isfinite(value) and abs(value) > 3.5e38:
             # Beyond float32 range: infinity of the same sign, not an exception.
             assert mm.decode_float(f32, "f", order) == math.copysign(math.inf, value)
+
+
+@given(st.floats(allow_nan=False, width=32))
+def test_float32_round_trips_in_every_order(x):
+    for order in ("ABCD", "CDAB", "BADC", "DCBA"):
+        assert mm.decode_float(mm.encode_float(x, "f", order), "f", order) == x
+        assert mm.float_encodings(x)[order][0] == mm.encode_float(x, "f", order)
+
+
+@given(st.floats(allow_nan=False))
+def test_float64_round_trips_and_fast_path_agrees(x):
+    for order in ("ABCD", "CDAB", "BADC", "DCBA"):
+        regs = mm.float_encodings(x)[order][1]
+        assert regs == mm.encode_float(x, "d", order)
+        assert mm.decode_float(regs, "d", order) == x
 
 
 def test_int16_scaling_no_value_and_saturation():
