@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: demo test lint system venv bench clean
+.PHONY: demo test lint system venv bench fuzz clean
 
 # System packages (PostgreSQL 15 + TimescaleDB, mbpoll, socat, chromium for UI tests).
 system:
@@ -29,6 +29,10 @@ test: system venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# A longer Schemathesis run against the server's OpenAPI schema (make test runs a bounded one).
+fuzz: system venv
+	SPC_FUZZ_EXAMPLES=$${SPC_FUZZ_EXAMPLES:-300} $(PY) -m pytest tests/server/test_openapi_fuzz.py -s -q
 
 bench: system venv
 	$(PY) benchmarks/run_all.py

@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (ingest, hierarchy, characteristics, charts, analysis, alarms, webhooks, keys,
                    audit, health, ws):
         api.include_router(module.router)
-    app.include_router(api)
+    app.include_router(api, responses=errors.ERROR_RESPONSES)
     app.add_api_route("/metrics", health.metrics, include_in_schema=False)
 
     if settings.cors_origins:

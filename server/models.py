@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic import Strict as PydanticStrict
 
 Key = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would read a bare number as Unix seconds; a timestamp here is ISO 8601 only.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-01-05T08:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
+# Numbers that must arrive as JSON numbers: no "1.5" strings, no true/false.
+StrictNumber = Annotated[float, PydanticStrict()]
+StrictCount = Annotated[int, PydanticStrict(), Field(ge=0)]
 ChartType = Literal["imr", "xbar-r", "xbar-s", "p", "np", "c", "u", "ewma", "cusum"]
 Quality = Literal["good", "uncertain", "bad"]
 QUALITY_CODES: dict[str, int] = {"good": 0, "uncertain": 1, "bad": 2}
@@ -16,7 +39,26 @@ QUALITY_NAMES: dict[int, str] = {v: k for k, v in QUALITY_CODES.items()}
 
 
 class Strict(BaseModel):
+    """Request bodies: unknown fields refused, and no NUL characters (PostgreSQL text cannot
+    hold them, and no legitimate name, key or note contains one)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        def check(node: object, path: str) -> None:
+            if isinstance(node, str) and "\x00" in node:
+                raise ValueError(f"{path or 'body'} contains a NUL character")
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    check(v, f"{path}.{k}" if path else str(k))
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    check(v, f"{path}[{i}]")
+
+        check(data, "")
+        return data
 
 
 # --- characteristics -------------------------------------------------------------------------
@@ -27,11 +69,11 @@ class ChartOptionsModel(Strict):
     sigma_method: Literal["mr", "mr_median", "rbar", "sbar", "pooled", "sd"] | None = None
     mr_span: int = Field(2, ge=2, le=100)
     laney: bool = Field(False, description="Laney p'/u' for over-dispersed attributes data")
-    lam: float = Field(0.2, gt=0, le=1, description="EWMA weight")
-    L: float = Field(3.0, gt=0, le=10, description="EWMA limit width in sigma")
-    k: float = Field(0.5, ge=0, le=10, description="CUSUM reference value in sigma")
-    h: float = Field(5.0, gt=0, le=50, description="CUSUM decision interval in sigma")
-    fir: float = Field(0.0, ge=0, le=50, description="CUSUM head start in sigma")
+    lam: StrictNumber = Field(0.2, gt=0, le=1, description="EWMA weight")
+    L: StrictNumber = Field(3.0, gt=0, le=10, description="EWMA limit width in sigma")
+    k: StrictNumber = Field(0.5, ge=0, le=10, description="CUSUM reference value in sigma")
+    h: StrictNumber = Field(5.0, gt=0, le=50, description="CUSUM decision interval in sigma")
+    fir: StrictNumber = Field(0.0, ge=0, le=50, description="CUSUM head start in sigma")
 
 
 class CharacteristicCreate(Strict):
@@ -43,14 +85,14 @@ class CharacteristicCreate(Strict):
     subgrouping: Literal["consecutive", "part", "time"] = Field(
         "consecutive", description="Xbar charts: every subgroup_size samples, one subgroup per "
         "part_id, or one per time window of subgroup_window_s seconds")
-    subgroup_window_s: float | None = Field(None, gt=0, le=86_400 * 31)
-    sample_size: float | None = Field(
+    subgroup_window_s: StrictNumber | None = Field(None, gt=0, le=86_400 * 31)
+    sample_size: StrictNumber | None = Field(
         None, gt=0, description="p/np/u charts: units inspected per sample when a sample does "
         "not say (fixed lot size)")
     options: ChartOptionsModel = Field(default_factory=ChartOptionsModel)
-    lsl: float | None = None
-    usl: float | None = None
-    target: float | None = None
+    lsl: StrictNumber | None = None
+    usl: StrictNumber | None = None
+    target: StrictNumber | None = None
     rules: Literal["we", "nelson"] = "we"
     baseline_points: int = Field(30, ge=0, le=100_000)
     station: str | None = Field(None, max_length=128)
@@ -81,13 +123,24 @@ class CharacteristicCreate(Strict):
 
 
 class CharacteristicUpdate(Strict):
+    """Fields to change; lsl, usl and target may be set to null (removed), the others not."""
+
     name: str | None = Field(None, min_length=1, max_length=200)
     unit: str | None = Field(None, max_length=32)
-    lsl: float | None = None
-    usl: float | None = None
-    target: float | None = None
+    lsl: StrictNumber | None = None
+    usl: StrictNumber | None = None
+    target: StrictNumber | None = None
     rules: Literal["we", "nelson"] | None = None
     baseline_points: int | None = Field(None, ge=0, le=100_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_for_required_columns(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for name in ("name", "unit", "rules", "baseline_points"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} cannot be null (leave it out to keep it)")
+        return data
 
 
 class CharacteristicPublic(BaseModel):
@@ -97,8 +150,8 @@ class CharacteristicPublic(BaseModel):
     chart_type: str
     subgroup_size: int = 1
     subgrouping: str = "consecutive"
-    subgroup_window_s: float | None = None
-    sample_size: float | None = None
+    subgroup_window_s: StrictNumber | None = None
+    sample_size: StrictNumber | None = None
     options: dict = {}
     lsl: float | None
     usl: float | None
@@ -115,9 +168,9 @@ class LimitsCreate(Strict):
     """Variables charts: center = process mean, sigma = process sigma. Attributes charts:
     center = p-bar, c-bar or u-bar, sigma = Laney's sigma_z (1 for the classic chart)."""
 
-    center: float
-    sigma: float = Field(1.0, gt=0)
-    effective_from: datetime | None = None
+    center: StrictNumber
+    sigma: StrictNumber = Field(1.0, gt=0)
+    effective_from: Timestamp | None = None
     reason: str = Field(min_length=3, max_length=2000)
 
 
@@ -139,11 +192,12 @@ class LimitsPublic(BaseModel):
 
 class SampleIn(Strict):
     characteristic: str = Field(min_length=1, max_length=128)
-    ts: datetime
-    value: float | None = None
+    ts: Timestamp
+    value: StrictNumber | None = None
     quality: Quality = "good"
     part_id: str | None = Field(None, max_length=128)
-    size: float | None = Field(None, gt=0, description="units inspected (p, np and u charts)")
+    size: StrictNumber | None = Field(
+        None, gt=0, description="units inspected (p, np and u charts)")
 
 
 class IngestRequest(Strict):
@@ -166,8 +220,8 @@ class HeartbeatSource(BaseModel):
 class HeartbeatCreate(BaseModel):
     agent: str = Field(min_length=1, max_length=128)
     version: str | None = Field(None, max_length=64)
-    buffer_depth: int = Field(0, ge=0)
-    dropped: int = Field(0, ge=0)
+    buffer_depth: StrictCount = 0
+    dropped: StrictCount = 0
     sources: list[HeartbeatSource] = []
 
 
@@ -256,10 +310,16 @@ class ParetoBar(BaseModel):
 
 
 class NodeCreate(Strict):
+    """A site."""
+
     key: str = Key
     name: str = Field(min_length=1, max_length=200)
-    # The parent's key: the site of a line, the line of a station.
-    parent: str | None = Field(None, max_length=128)
+
+
+class ChildNodeCreate(NodeCreate):
+    """A line (parent: a site's key) or a station (parent: a line's key)."""
+
+    parent: str = Field(min_length=1, max_length=128)
 
 
 class AuditEntry(BaseModel):
@@ -274,7 +334,7 @@ class AuditEntry(BaseModel):
 # --- webhooks ----------------------------------------------------------------------------------
 
 class WebhookCreate(Strict):
-    url: str = Field(max_length=2000)
+    url: str = Field(max_length=2000, pattern=r"^https?://[^/\s?#]+")
     secret: str | None = Field(None, min_length=24, max_length=200)
     events: list[Literal["alarm.opened", "alarm.acknowledged", "alarm.closed"]] = ["alarm.opened"]
 

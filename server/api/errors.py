@@ -8,10 +8,34 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.exceptions import SPCError
 
 MAX_REPORTED = 5
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    detail: str
+    error: str
+    sample: int | None = None  # ingest: the index of the sample that was refused
+
+
+_MEANING = {
+    400: "the request says something wrong",
+    401: "no key, or an unknown or revoked key",
+    403: "the key's role or scope does not allow this",
+    404: "the named thing does not exist",
+    409: "it exists already, or its state forbids the change",
+    413: "the batch or body is too large",
+    422: "the request does not match the schema",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": meaning} for code, meaning in _MEANING.items()
+}
 
 
 def describe_errors(errors: Sequence[dict[str, Any]], skip: tuple[str, ...] = ()) -> str:
@@ -28,10 +52,39 @@ def describe_errors(errors: Sequence[dict[str, Any]], skip: tuple[str, ...] = ()
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the most specific route template matching the path.
+
+    Starlette answers 405 with the methods of the first route whose path matched, but a path
+    can match several routes (GET and POST /webhooks are two routes; /webhooks/deliveries also
+    matches /webhooks/{id}); a literal template beats one with parameters."""
+    path = request.url.path
+    candidates: dict[str, set[str]] = {}
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        methods = getattr(route, "methods", None)
+        if regex is not None and methods and regex.match(path):
+            candidates.setdefault(route.path, set()).update(methods)
+    if not candidates:
+        return []
+    best = min(candidates, key=lambda template: template.count("{"))
+    return sorted(candidates[best])
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SPCError)
     async def spc_error(request: Request, exc: SPCError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Framework errors (unparsable JSON, unknown path, wrong method) in the same shape,
+        # keeping their headers (e.g. Allow on a 405).
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse({"detail": str(exc.detail), "error": "HTTPError"},
+                            status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -53,20 +53,25 @@ def migration_files() -> list[tuple[int, str, Path]]:
 
 
 async def enable_timescaledb(conn: asyncpg.Connection, mode: str) -> None:
+    """Create the extension when the server may and the database can; otherwise carry on with
+    plain tables. A role that is not a superuser may be unable even to look (it cannot read
+    shared_preload_libraries): then an extension an administrator created is used as it is."""
     if mode == "off":
         return
-    available = await conn.fetchval(
-        "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
-    )
-    if not available:
-        return
-    preloaded = await conn.fetchval("SELECT current_setting('shared_preload_libraries', true)")
-    if "timescaledb" not in (preloaded or ""):
-        log.warning("TimescaleDB is installed but not preloaded; using plain PostgreSQL tables")
-        return
     try:
+        if await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"):
+            return
+        available = await conn.fetchval(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+        )
+        if not available:
+            return
+        preloaded = await conn.fetchval("SELECT current_setting('shared_preload_libraries', true)")
+        if "timescaledb" not in (preloaded or ""):
+            log.warning("TimescaleDB is installed but not preloaded; using plain PostgreSQL tables")
+            return
         await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except asyncpg.PostgresError as exc:  # e.g. no privilege to create extensions
+    except asyncpg.PostgresError as exc:  # e.g. no privilege to look or to create extensions
         log.warning("could not enable TimescaleDB (%s); using plain PostgreSQL tables", exc)
 
 

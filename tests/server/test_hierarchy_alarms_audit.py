@@ -39,7 +39,7 @@ def test_hierarchy_tree_and_bad_nodes(plant: LiveServer) -> None:
     assert tree[0]["lines"][0]["stations"][0]["characteristics"] == ["lineA-bore"]
     with plant.client("engineer") as c:
         r = c.post("/lines", json={"key": "x", "name": "x"})
-        assert r.status_code == 400 and "'parent' is required" in r.json()["detail"]
+        assert r.status_code == 422 and "parent: Field required" in r.json()["detail"]
         r = c.post("/stations", json={"key": "y", "name": "y", "parent": "nope"})
         assert r.status_code == 404 and "nope" in r.json()["detail"]
         assert c.post("/sites", json={"key": "plant1", "name": "again"}).status_code == 409

@@ -16,6 +16,7 @@ from server.models import (
     CauseCreate,
     CausePublic,
     ParetoBar,
+    Timestamp,
 )
 from server.repository import alarms as alarms_repo
 from server.repository import audit as audit_repo
@@ -33,8 +34,8 @@ async def list_alarms(
     line: str | None = None,
     rule: str | None = None,
     kind: Literal["spc", "agent_silent", "source_down"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     limit: int = Query(100, ge=1, le=10_000),
 ) -> list[AlarmPublic]:
     """Alarm history, newest first; every filter is optional."""
@@ -62,7 +63,7 @@ async def _transition(pool, hub, worker, alarm_id: int, event: str, change) -> d
     return alarm
 
 
-@router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic)
+@router.post("/alarms/{alarm_id:int}/acknowledge", response_model=AlarmPublic)
 async def acknowledge(
     alarm_id: int, body: AlarmAcknowledge, pool: Pool, hub: LiveHub, worker: Worker,
     principal: OperatorKey,
@@ -84,7 +85,7 @@ async def acknowledge(
     return AlarmPublic(**await _transition(pool, hub, worker, alarm_id, "acknowledged", change))
 
 
-@router.post("/alarms/{alarm_id}/close", response_model=AlarmPublic)
+@router.post("/alarms/{alarm_id:int}/close", response_model=AlarmPublic)
 async def close(
     alarm_id: int, body: AlarmClose, pool: Pool, hub: LiveHub, worker: Worker,
     principal: OperatorKey,
@@ -117,7 +118,7 @@ async def add_cause(body: CauseCreate, pool: Pool, principal: EngineerKey) -> Ca
 @router.get("/alarms/pareto", response_model=list[ParetoBar])
 async def pareto(
     pool: Pool, principal: OperatorKey, line: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
+    since: Timestamp | None = None, until: Timestamp | None = None,
 ) -> list[ParetoBar]:
     """Assignable causes of acknowledged alarms, most frequent first, with cumulative percent."""
     async with pool.acquire() as conn:
@@ -131,7 +132,7 @@ async def pareto(
     return bars
 
 
-@router.get("/alarms/{alarm_id}", response_model=AlarmPublic)
+@router.get("/alarms/{alarm_id:int}", response_model=AlarmPublic)
 async def get_alarm(alarm_id: int, pool: Pool, principal: OperatorKey) -> AlarmPublic:
     async with pool.acquire() as conn:
         row = await alarms_repo.get(conn, alarm_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 
 import numpy as np
 from fastapi import APIRouter, Query
@@ -13,7 +12,7 @@ from server.api.deps import EngineerKey, OperatorKey, Pool
 from server.api.routes.characteristics import _get
 from server.api.routes.charts import MAX_CHART_POINTS, check_range, load_points
 from server.exceptions import InvalidRequest
-from server.models import Strict
+from server.models import Strict, Timestamp
 from server.services import charting
 from spc_core.capability import capability
 from spc_core.phases import fit_phase1
@@ -23,8 +22,8 @@ MAX_BINS = 60
 
 
 class ProposalCreate(Strict):
-    start: datetime
-    end: datetime
+    start: Timestamp
+    end: Timestamp
     exclude_out_of_control: bool = Field(
         True, description="iterate: drop baseline points flagged by `rules`, refit until stable")
     rules: str = Field("nelson1", max_length=200,
@@ -40,7 +39,7 @@ def histogram(values: np.ndarray) -> dict[str, list[float]]:
 @router.get("/{key}/capability")
 async def capability_report(
     key: str, pool: Pool, principal: OperatorKey,
-    start: datetime | None = None, end: datetime | None = None,
+    start: Timestamp | None = None, end: Timestamp | None = None,
     confidence: float = Query(0.95, gt=0, lt=1),
 ) -> dict:
     """Cp, Cpk, Cpm, Pp, Ppk with confidence intervals, expected PPM out of spec, the

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from fastapi import APIRouter, Query
 
 from server.api.deps import EngineerKey, Pool
-from server.models import AuditEntry
+from server.models import AuditEntry, Timestamp
 from server.repository import audit as audit_repo
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -17,7 +16,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 @router.get("", response_model=list[AuditEntry])
 async def audit_trail(
     pool: Pool, principal: EngineerKey, subject: str | None = None,
-    since: datetime | None = None, limit: int = Query(200, ge=1, le=10_000),
+    since: Timestamp | None = None, limit: int = Query(200, ge=1, le=10_000),
 ) -> list[AuditEntry]:
     async with pool.acquire() as conn:
         rows = await audit_repo.search(conn, subject, since, limit)

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from server.api.deps import OperatorKey, Pool
 from server.api.routes.characteristics import _get, to_public
 from server.exceptions import InvalidRequest
-from server.models import QUALITY_NAMES, ChartPoint, ChartPublic, LimitsPublic
+from server.models import QUALITY_NAMES, ChartPoint, ChartPublic, LimitsPublic, Timestamp
 from server.repository import alarms as alarms_repo
 from server.repository import limits as limits_repo
 from server.repository import measurements as measurements_repo
@@ -83,7 +83,7 @@ async def load_points(conn, characteristic, versions, start, end, limit):
 @router.get("/{key}/chart", response_model=ChartPublic)
 async def chart(
     key: str, pool: Pool, principal: OperatorKey,
-    start: datetime | None = None, end: datetime | None = None,
+    start: Timestamp | None = None, end: Timestamp | None = None,
     limit: int = Query(500, ge=10, le=200_000, description="most points to return"),
     downsample_: bool = Query(False, alias="downsample", description=(
         "when [start, end) holds more than `limit` points, return each time bucket's extremes "
@@ -133,7 +133,7 @@ async def chart(
 @router.get("/{key}/export.csv", response_class=StreamingResponse)
 async def export_csv(
     key: str, pool: Pool, principal: OperatorKey,
-    start: datetime | None = None, end: datetime | None = None,
+    start: Timestamp | None = None, end: Timestamp | None = None,
 ) -> StreamingResponse:
     """Every stored sample in [start, end) as CSV: ts, value, quality, part_id, size,
     received_at."""

@@ -11,8 +11,10 @@ from server.repository import webhooks as webhooks_repo
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health")
-async def health(request: Request, pool: Pool) -> dict:
+@router.get("/health", responses={503: {"description": "the database is unreachable"}})
+async def health(request: Request, response: Response, pool: Pool) -> dict:
+    """200 when the server can use its database, 503 (same body) when it cannot, so load
+    balancers, compose and systemd probes can go by the status code."""
     state = request.app.state
     try:
         async with pool.acquire() as conn:
@@ -21,6 +23,8 @@ async def health(request: Request, pool: Pool) -> dict:
         database = "ok"
     except Exception as exc:  # health must report, not fail
         database, migrations = f"error: {exc}", None
+    if database != "ok":
+        response.status_code = 503
     return {
         "status": "ok" if database == "ok" else "degraded",
         "database": database,

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import APIRouter
 
 from server.api.deps import EngineerKey, OperatorKey, Pool
-from server.exceptions import Conflict, InvalidRequest, NotFound
-from server.models import NodeCreate
+from server.exceptions import Conflict, NotFound
+from server.models import ChildNodeCreate, NodeCreate
 from server.repository import audit as audit_repo
 from server.repository import hierarchy as hierarchy_repo
 
 router = APIRouter(tags=["hierarchy"])
 
 
-async def _create(pool, table: str, body: NodeCreate, actor: str) -> dict:
-    if table != "sites" and not body.parent:
-        parent = "site" if table == "lines" else "line"
-        raise InvalidRequest(f"'parent' is required: the key of the {parent} this belongs to")
+async def _create(
+    pool: asyncpg.Pool, table: str, body: NodeCreate, actor: str
+) -> dict[str, str | None]:
+    parent = getattr(body, "parent", None)
     async with pool.acquire() as conn, conn.transaction():
         try:
-            row = await hierarchy_repo.create(conn, table, body.key, body.name, body.parent)
+            row = await hierarchy_repo.create(conn, table, body.key, body.name, parent)
         except LookupError as exc:
-            raise NotFound(f"no parent {body.parent!r} for {table[:-1]} {body.key!r}") from exc
+            raise NotFound(f"no parent {parent!r} for {table[:-1]} {body.key!r}") from exc
         if row is None:
             raise Conflict(f"{table[:-1]} {body.key!r} exists already")
         await audit_repo.record(conn, actor, f"{table[:-1]}.create", body.key, body.model_dump())
-    return {"key": row["key"], "name": row["name"], "parent": body.parent}
+    return {"key": row["key"], "name": row["name"], "parent": parent}
 
 
 @router.post("/sites", status_code=201)
@@ -34,12 +35,12 @@ async def create_site(body: NodeCreate, pool: Pool, principal: EngineerKey) -> d
 
 
 @router.post("/lines", status_code=201)
-async def create_line(body: NodeCreate, pool: Pool, principal: EngineerKey) -> dict:
+async def create_line(body: ChildNodeCreate, pool: Pool, principal: EngineerKey) -> dict:
     return await _create(pool, "lines", body, principal.actor)
 
 
 @router.post("/stations", status_code=201)
-async def create_station(body: NodeCreate, pool: Pool, principal: EngineerKey) -> dict:
+async def create_station(body: ChildNodeCreate, pool: Pool, principal: EngineerKey) -> dict:
     return await _create(pool, "stations", body, principal.actor)
 
 

@@ -36,7 +36,29 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return raw
 
 
-@router.post("/ingest", response_model=IngestResult)
+def inline_schema(model: type[IngestRequest]) -> dict:
+    """The model's JSON schema with its $defs inlined, for a hand-read request body."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: object) -> object:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)  # type: ignore[return-value]
+
+
+# The body is read by hand (gzip, bounded size), so its schema is declared here for OpenAPI.
+INGEST_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": inline_schema(IngestRequest)}}}}
+
+
+@router.post("/ingest", response_model=IngestResult, openapi_extra=INGEST_BODY)
 async def ingest(
     request: Request, pool: Pool, settings: AppSettings, hub: LiveHub, worker: Worker,
     principal: AgentKey,

@@ -30,7 +30,7 @@ async def list_keys(pool: Pool, principal: AdminKey) -> list[ApiKeyPublic]:
         return [ApiKeyPublic(**dict(r)) for r in await keys_repo.list_active(conn)]
 
 
-@router.delete("/{key_id}", status_code=204)
+@router.delete("/{key_id:int}", status_code=204)
 async def revoke_key(key_id: int, pool: Pool, principal: AdminKey) -> None:
     async with pool.acquire() as conn, conn.transaction():
         if not await keys_repo.revoke(conn, key_id):

@@ -51,7 +51,7 @@ async def list_webhooks(pool: Pool, principal: AdminKey) -> list[WebhookPublic]:
     return [WebhookPublic(**dict(r)) for r in rows]
 
 
-@router.delete("/{sub_id}", status_code=204)
+@router.delete("/{sub_id:int}", status_code=204)
 async def delete_webhook(sub_id: int, pool: Pool, principal: AdminKey) -> None:
     async with pool.acquire() as conn, conn.transaction():
         if not await webhooks_repo.delete_subscription(conn, sub_id):
@@ -70,7 +70,7 @@ async def list_deliveries(
     return [DeliveryPublic(**dict(r)) for r in rows]
 
 
-@router.post("/deliveries/{delivery_id}/resend", status_code=202)
+@router.post("/deliveries/{delivery_id:int}/resend", status_code=202)
 async def resend(delivery_id: int, pool: Pool, worker: Worker, principal: AdminKey) -> dict:
     """Put a dead-lettered delivery back in the queue (attempts restart from zero)."""
     async with pool.acquire() as conn:
