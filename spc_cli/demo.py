@@ -17,25 +17,45 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SPC = [sys.executable, "-m", "spc_cli.main"]
-LINE_CONFIG = ROOT / "simulators" / "examples" / "machining_line.yaml"
+LINE_CONFIG = Path(__file__).resolve().parent / "demo_line.yaml"
+SCENARIO = Path(__file__).resolve().parent / "demo_scenario.yaml"
 DB_PORT = 55432
-BASELINE_POINTS = 30
-SHIFT_AFTER_S = 35.0
+SHIFT_AFTER_S = 35.0  # see SCENARIO
 
-# The demo line's characteristics, as the simulator serves them (see LINE_CONFIG).
-CHARACTERISTICS = [
-    {"key": "bore_diameter", "name": "Bore diameter", "unit": "mm", "protocol": "opcua",
-     "node": "ns=2;s=Line1.CNC1.bore_diameter", "register": 0},
-    {"key": "surface_roughness", "name": "Surface roughness Ra", "unit": "µm", "protocol": "opcua",
-     "node": "ns=2;s=Line1.CNC1.surface_roughness", "register": 2},
-    {"key": "spindle_temp", "name": "Spindle temperature", "unit": "°C", "protocol": "modbus",
-     "node": "ns=2;s=Line1.CNC1.spindle_temp", "register": 4},
+# The demo line's characteristics: six chart kinds, read over OPC UA (polled, subscribed to
+# lot counters) and Modbus. `source` says how the agent reads each one.
+NODE = "ns=2;s=Line1.CNC1."
+CHARACTERISTICS: list[dict[str, Any]] = [
+    {"key": "bore_diameter", "name": "Bore diameter", "unit": "mm", "chart_type": "imr",
+     "baseline_points": 30, "lsl": 24.985, "usl": 25.015, "target": 25.0,
+     "source": {"protocol": "opcua", "node": NODE + "bore_diameter"}},
+    {"key": "surface_roughness", "name": "Surface roughness Ra", "unit": "µm",
+     "chart_type": "ewma", "options": {"lam": 0.2, "L": 3.0}, "baseline_points": 30,
+     "usl": 1.0, "source": {"protocol": "opcua", "node": NODE + "surface_roughness"}},
+    {"key": "spindle_temp", "name": "Spindle temperature", "unit": "°C", "chart_type": "xbar-r",
+     "subgroup_size": 5, "baseline_points": 8,
+     "source": {"protocol": "modbus", "register": 4}},
+    {"key": "shaft_length", "name": "Shaft length", "unit": "mm", "chart_type": "xbar-s",
+     "subgroup_size": 4, "baseline_points": 8, "lsl": 119.94, "usl": 120.06,
+     "source": {"protocol": "modbus", "register": 6}},
+    {"key": "defectives", "name": "Defective parts per lot of 50", "unit": "parts",
+     "chart_type": "p", "sample_size": 50, "baseline_points": 20,
+     "source": {"protocol": "opcua", "node": NODE + "defectives",
+                "trigger": NODE + "defectives.lot"}},
+    {"key": "scratches", "name": "Scratches per 5 units", "unit": "defects", "chart_type": "c",
+     "baseline_points": 20,
+     "source": {"protocol": "opcua", "node": NODE + "scratches",
+                "trigger": NODE + "scratches.lot"}},
 ]
+HIERARCHY = [("/sites", {"key": "plant", "name": "Demo plant"}),
+             ("/lines", {"key": "Line1", "name": "Machining line 1", "parent": "plant"}),
+             ("/stations", {"key": "CNC1", "name": "CNC1 turning centre", "parent": "Line1"})]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modbus-port", type=int, default=5020)
     p.add_argument("--control-port", type=int, default=8081,
                    help="the simulator's disturbance control port (8081)")
-    p.add_argument("--rate", type=float, default=2.0, help="samples per second per variable (2)")
+    p.add_argument("--rate", type=float, default=2.0,
+                   help="how often the agents read, per second (2: every sample of the line)")
     p.add_argument("--no-shift", action="store_true", help="do not inject the scripted mean shift")
     p.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)
     return p
@@ -136,9 +157,12 @@ class Demo:
     def create_characteristics(self, admin_key: str) -> None:
         api = f"http://127.0.0.1:{self.args.port}/api/v1"
         headers = {"Authorization": f"Bearer {admin_key}"}
+        for path, body in HIERARCHY:
+            r = httpx.post(api + path, json=body, headers=headers)
+            if r.status_code not in (201, 409):
+                raise SystemExit(f"spc demo: cannot create {body['key']}: {r.text}")
         for c in CHARACTERISTICS:
-            body = {"key": c["key"], "name": c["name"], "unit": c["unit"],
-                    "baseline_points": BASELINE_POINTS}
+            body = {k: v for k, v in c.items() if k != "source"} | {"station": "CNC1"}
             r = httpx.post(f"{api}/characteristics", json=body, headers=headers)
             if r.status_code not in (201, 409):
                 raise SystemExit(f"spc demo: cannot create {c['key']}: {r.text}")
@@ -151,21 +175,13 @@ class Demo:
             api_key=agent_key, buffer_path=self.dir / f"buffer-{protocol}.sqlite",
             opcua_port=self.args.opcua_port, modbus_port=self.args.modbus_port,
             interval_s=1.0 / self.args.rate,
-            tags=[c for c in CHARACTERISTICS if c["protocol"] == protocol],
+            characteristics=[c for c in CHARACTERISTICS
+                             if c["source"]["protocol"] == protocol],
         )
         path = self.dir / f"agent-{protocol}.yaml"
         path.write_text(text)
         os.chmod(path, 0o600)
         return path
-
-    def inject_shift(self) -> None:
-        url = f"http://127.0.0.1:{self.args.control_port}/disturbances"
-        body = {"machine": "CNC1", "variable": "bore_diameter", "kind": "shift", "magnitude": 3.0}
-        try:
-            r = httpx.post(url, json=body, timeout=5)
-            print(f"• scenario: bore_diameter mean shifted by +3σ ({r.status_code})")
-        except httpx.HTTPError as exc:
-            print(f"• scenario: could not inject the shift: {exc}")
 
     def run(self) -> int:
         dsn = self.database()
@@ -174,11 +190,12 @@ class Demo:
                                                 "SPC_PORT": str(self.args.port)})
         self.wait_http(f"http://127.0.0.1:{self.args.port}/api/v1/health")
         self.create_characteristics(keys["admin"])
+        scenario = [] if self.args.no_shift else ["--scenario", str(SCENARIO)]
         self.spawn("simulator", [*SPC, "simulate", "--config", str(LINE_CONFIG),
                                  "--opcua-port", str(self.args.opcua_port),
                                  "--modbus-port", str(self.args.modbus_port),
                                  "--control-port", str(self.args.control_port),
-                                 "--rate", str(self.args.rate), "--seed", "7"])
+                                 "--seed", "7", *scenario])
         self.wait_http(f"http://127.0.0.1:{self.args.control_port}/state")
         for protocol in ("opcua", "modbus"):
             self.spawn(f"agent-{protocol}",
@@ -192,21 +209,16 @@ shopfloor-spc demo is running.
   Keys:       {self.dir / 'demo-keys.json'} (admin, engineer, operator, agent)
   Logs:       {self.logs}/
 
-The first {BASELINE_POINTS} samples of each characteristic fit its limits (phase I); after about
-{SHIFT_AFTER_S:.0f} s the bore diameter's mean shifts by 3σ and rule violations appear.
-Press Ctrl-C to stop.
+Six characteristics of CNC1 on Line1: I-MR (bore diameter), EWMA (surface roughness),
+Xbar-R (spindle temperature), Xbar-S (shaft length), p (defectives per lot), c (scratches).
+The first points of each fit its limits (phase I); about {SHIFT_AFTER_S:.0f} s after start the
+bore diameter's mean shifts by 3σ and rule violations appear. Press Ctrl-C to stop.
 """, flush=True)
-        started = time.monotonic()
-        shifted = self.args.no_shift
-        while True:
+        deadline = None if self.args.exit_after is None else time.monotonic() + self.args.exit_after
+        while deadline is None or time.monotonic() < deadline:
             time.sleep(0.5)
             self.check_children()
-            elapsed = time.monotonic() - started
-            if not shifted and elapsed >= SHIFT_AFTER_S:
-                self.inject_shift()
-                shifted = True
-            if self.args.exit_after is not None and elapsed >= self.args.exit_after:
-                return 0
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
