@@ -73,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(config: AgentConfig) -> int:
     from edge_agent.agent import Agent
 
+    # Sources run in threads; a thread waiting for I/O (a Modbus reply, the uploader) must get
+    # the interpreter back quickly while another decodes a large OPC UA response. The default
+    # 5 ms switch interval makes every such hand-over wait up to 5 ms.
+    sys.setswitchinterval(0.0005)
+
     try:
         agent = Agent(config)
     except OSError as exc:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from edge_agent.buffer import Batch, Buffer, sample_to_json
+from edge_agent.buffer import Batch, Buffer
 from edge_agent.config import AgentConfig
 
 log = logging.getLogger(__name__)
@@ -211,9 +211,8 @@ class Uploader:
         return None
 
     def _encode(self, batch: Batch) -> bytes:
-        body = json.dumps({"agent": self.config.agent.name,
-                           "samples": [sample_to_json(s) for s in batch.samples]},
-                          separators=(",", ":")).encode()
+        body = (f'{{"agent":{json.dumps(self.config.agent.name)},"samples":'
+                f"{self.buffer.batch_json(batch)}}}").encode()
         return gzip.compress(body, compresslevel=5) if self.config.upload.gzip else body
 
     def _transient(self, reason: str, retry_after: float | None) -> float:

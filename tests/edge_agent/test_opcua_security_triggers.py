@@ -51,8 +51,9 @@ async def secure_sim(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     sim.stop()
 
 
-def secure_config(env: dict[str, Any], mode: str = "SignAndEncrypt", **over: Any) -> OpcuaConfig:
-    security = {"policy": "Basic256Sha256", "mode": mode, "certificate": str(env["cert"]),
+def secure_config(env: dict[str, Any], security_mode: str = "SignAndEncrypt",
+                  **over: Any) -> OpcuaConfig:
+    security = {"policy": "Basic256Sha256", "mode": security_mode, "certificate": str(env["cert"]),
                 "private_key": str(env["key"]), **over.pop("security", {})}
     return OpcuaConfig.model_validate({
         "kind": "opcua", "name": "secure", "endpoint": env["sim"].opcua_endpoint,
