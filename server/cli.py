@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub = dbp.add_subparsers(dest="db_command", required=True)
     mig = dbsub.add_parser("migrate", help="apply pending schema migrations")
     mig.add_argument("--database-url", help="PostgreSQL DSN (DATABASE_URL)")
+    maint = dbsub.add_parser("maintain", help="roll up closed hours and apply retention, once")
+    maint.add_argument("--database-url", help="PostgreSQL DSN (DATABASE_URL)")
+    maint.add_argument("--retention-days", type=float,
+                       help="remove raw samples older than this (SPC_RETENTION_DAYS; 0 = keep)")
 
     keys = sub.add_parser("keys", help="API keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
@@ -92,6 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "server":
             return run_server(settings)
+        if args.command == "db" and args.db_command == "maintain":
+            days = settings.retention_days if args.retention_days is None else args.retention_days
+            if days < 0:
+                print("spc db maintain: --retention-days must be >= 0", file=sys.stderr)
+                return 2
+            report = asyncio.run(maintain(settings, days))
+            print(f"rolled up until {report.rolled_up_until} ({report.rollup_rows} rows); "
+                  f"retention cutoff {report.retention_cutoff}: {report.chunks_dropped} chunks "
+                  f"dropped, {report.rows_deleted} rows deleted")
+            return 0
         if args.command == "db":
             applied = asyncio.run(db.migrate(settings.database_url, settings.timescaledb))
             print(f"applied migrations: {applied or 'none (up to date)'}")
@@ -114,6 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spc {args.command}: cannot use the database at {settings.database_url}: {exc}",
               file=sys.stderr)
         return 1
+
+
+async def maintain(settings: Settings, retention_days: float):
+    from server.services.maintenance import run_once
+
+    await db.migrate(settings.database_url, settings.timescaledb)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            storage = await db.detect_storage(conn)
+        return await run_once(pool, storage, retention_days)
+    finally:
+        await pool.close()
 
 
 def run_server(settings: Settings) -> int:

@@ -32,6 +32,7 @@ from server.core import db
 from server.core.config import Settings
 from server.services.chain_health import SilenceWatch
 from server.services.hub import Hub
+from server.services.maintenance import MaintenanceJob
 from server.services.webhook_delivery import DeliveryWorker
 
 log = logging.getLogger("spc.server")
@@ -64,9 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             after_s=settings.agent_silent_after_s, interval_s=settings.watchdog_interval_s,
         )
         app.state.watch.start()
+        app.state.maintenance = MaintenanceJob(
+            pool, app.state.storage, retention_days=settings.retention_days,
+            interval_s=settings.maintenance_interval_s,
+        )
+        app.state.maintenance.start()
         try:
             yield
         finally:
+            await app.state.maintenance.stop()
             await app.state.watch.stop()
             await app.state.worker.stop()
             await pool.close()

@@ -39,6 +39,9 @@ class Settings(BaseModel):
     # An agent with no heartbeat for this long raises an "agent silent" alarm.
     agent_silent_after_s: float = Field(60.0, gt=0)
     watchdog_interval_s: float = Field(5.0, gt=0)
+    # Raw samples older than this are removed (0 keeps them forever); hourly rollups stay.
+    retention_days: float = Field(0.0, ge=0)
+    maintenance_interval_s: float = Field(3600.0, gt=0)
     cors_origins: str = ""
     dashboard_dir: str | None = None
     log_level: str = "info"

@@ -17,6 +17,7 @@ from server.exceptions import InvalidRequest
 from server.models import QUALITY_NAMES, ChartPoint, ChartPublic, LimitsPublic, Timestamp
 from server.repository import alarms as alarms_repo
 from server.repository import limits as limits_repo
+from server.repository import maintenance as maintenance_repo
 from server.repository import measurements as measurements_repo
 from server.repository import subgroups as subgroups_repo
 from server.services import charting, spc_eval
@@ -128,6 +129,19 @@ async def chart(
         limits=[LimitsPublic(**spc_eval.limits_public(v)) for v in versions],
         downsampled=reduced,
     )
+
+
+@router.get("/{key}/rollups")
+async def rollups(
+    key: str, pool: Pool, principal: OperatorKey,
+    start: Timestamp | None = None, end: Timestamp | None = None,
+) -> list[dict]:
+    """Hourly summaries (n, mean, min, max, standard deviation, bad samples) kept by the
+    maintenance job; they outlive the raw samples' retention."""
+    check_range(start, end)
+    async with pool.acquire() as conn:
+        row = await _get(conn, key)
+        return [dict(r) for r in await maintenance_repo.rollups(conn, row["id"], start, end)]
 
 
 @router.get("/{key}/export.csv", response_class=StreamingResponse)
