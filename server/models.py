@@ -189,19 +189,26 @@ class LimitsPublic(BaseModel):
 
 
 # --- ingest ------------------------------------------------------------------------------------
+# The hot path: thousands of samples per request are validated by pydantic's core alone (no
+# Python validator per sample): NUL-free text by pattern, timestamps strictly as RFC 3339
+# strings (strict JSON mode refuses numbers), numbers strictly as JSON numbers.
 
-class SampleIn(Strict):
-    characteristic: str = Field(min_length=1, max_length=128)
-    ts: Timestamp
+class SampleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    characteristic: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00]+$")
+    ts: Annotated[datetime, PydanticStrict()]
     value: StrictNumber | None = None
     quality: Quality = "good"
-    part_id: str | None = Field(None, max_length=128)
+    part_id: str | None = Field(None, max_length=128, pattern=r"^[^\x00]*$")
     size: StrictNumber | None = Field(
         None, gt=0, description="units inspected (p, np and u charts)")
 
 
-class IngestRequest(Strict):
-    agent: str | None = Field(None, max_length=128)
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str | None = Field(None, max_length=128, pattern=r"^[^\x00]*$")
     samples: list[SampleIn]
 
 

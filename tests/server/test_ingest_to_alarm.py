@@ -113,6 +113,9 @@ def test_gzip_body_accepted(live_server: LiveServer, admin) -> None:
         (lambda s: s[1].update(value=None), 422, "needs a value"),
         (lambda s: s[0].update(quality="great"), 400, "samples[0].quality"),
         (lambda s: s[0].pop("ts"), 400, "samples[0].ts: Field required"),
+        (lambda s: s[0].update(ts=1767600000), 400, "samples[0].ts"),  # no Unix seconds
+        (lambda s: s[2].update(characteristic="a\x00b"), 400, "samples[2].characteristic"),
+        (lambda s: s[1].update(value=True), 400, "samples[1].value"),
     ],
 )
 def test_bad_batch_is_rejected_whole_naming_the_sample(
