@@ -71,28 +71,27 @@ def body_for(series: list[str], batch: int, start_us: int, rng_seed: int) -> byt
 
 
 def generator(url: str, key: str, series: list[str], batch: int, seconds: float, worker: int,
-              out: mp.Queue) -> None:
+              bodies_needed: int, ready: mp.Barrier, out: mp.Queue) -> None:
+    # Every body is encoded before the clock starts, so the generators' CPU goes to HTTP only.
+    bodies = [body_for(series, batch, (worker * 100_000 + i) * 10_000_000, i)
+              for i in range(bodies_needed)]
+
     async def run() -> tuple[int, int]:
         sent = accepted = 0
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        # Pre-encode bodies so the generator spends its CPU on HTTP, not on JSON.
-        bodies = [body_for(series, batch, (worker * 10_000 + i) * 10_000_000, i)
-                  for i in range(64)]
-        i = 0
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                body = bodies[i % len(bodies)]
-                if i >= len(bodies):  # shift timestamps: new samples, not duplicates
-                    body = body_for(series, batch, (worker * 10_000 + i) * 10_000_000, i)
+            for i, body in enumerate(bodies):
+                if time.monotonic() >= deadline:
+                    break
                 r = await client.post("/api/v1/ingest", content=body,
                                       headers={**headers, "Idempotency-Key": f"{worker}-{i}"})
                 r.raise_for_status()
                 accepted += r.json()["accepted"]
                 sent += batch
-                i += 1
         return sent, accepted
 
+    ready.wait()
     out.put(asyncio.run(run()))
 
 
@@ -217,12 +216,16 @@ def main(argv: list[str] | None = None) -> int:
         setup_series(url, admin, [*series, "watched"])
 
         out: mp.Queue = mp.Queue()
+        ready = mp.Barrier(args.clients + 1)
+        # more bodies than even raw COPY could take in the time, so no client runs dry
+        needed = max(64, int(raw * args.seconds / args.batch / args.clients) + 8)
         procs = [mp.Process(target=generator, args=(url, agent, series, args.batch,
-                                                    args.seconds, w, out))
+                                                    args.seconds, w, needed, ready, out))
                  for w in range(args.clients)]
-        start = time.perf_counter()
         for proc in procs:
             proc.start()
+        ready.wait()
+        start = time.perf_counter()
         results = [out.get() for _ in procs]
         elapsed = time.perf_counter() - start
         for proc in procs:
