@@ -14,12 +14,14 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 stamp_dir=${SPC_STATE_DIR:-$HOME/.cache/shopfloor-spc}
 mkdir -p "$stamp_dir"
 
+has_candidate() {  # has_candidate PACKAGE: apt can install it
+  apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'
+}
+
 need=()
-[ -x "$PG_BIN/postgres" ] || need+=(postgresql-$PG_MAJOR)
 command -v psql >/dev/null || need+=(postgresql-client-$PG_MAJOR)
 command -v mbpoll >/dev/null || need+=(mbpoll)
 command -v socat >/dev/null || need+=(socat)
@@ -36,6 +38,12 @@ apt_update() {
   fi
 }
 
+# PostgreSQL server binaries: 15 where the distribution has it (bookworm), else its default.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  apt_update
+  if has_candidate "postgresql-$PG_MAJOR"; then need+=("postgresql-$PG_MAJOR"); else need+=(postgresql); fi
+fi
+
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup-system: installing ${need[*]}"
   apt_update
@@ -45,18 +53,36 @@ fi
 # Debian's postgresql package starts a cluster on 5432 by default; we never use it, but we leave
 # it alone: the project runs its own private clusters on ports of its own.
 
-pkglibdir=$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/$PG_MAJOR/lib)
-if [ -f "/usr/lib/postgresql/$PG_MAJOR/lib/timescaledb.so" ]; then
-  echo "setup-system: TimescaleDB already installed for PostgreSQL $PG_MAJOR"
-  exit 0
-fi
+pkglibdir=/usr/lib/postgresql/$PG_MAJOR/lib
+for lib in /usr/lib/postgresql/*/lib/timescaledb.so; do
+  major=$(basename "$(dirname "$(dirname "$lib")")")
+  if [ -f "$lib" ] && [ -x "/usr/lib/postgresql/$major/bin/postgres" ]; then
+    echo "setup-system: TimescaleDB already installed for PostgreSQL $major"
+    exit 0
+  fi
+done
 
 apt_update
 # A packaged TimescaleDB for our PostgreSQL major is the simple route where the distribution has it.
-if apt-cache policy "postgresql-$PG_MAJOR-timescaledb" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+if has_candidate "postgresql-$PG_MAJOR-timescaledb"; then
   echo "setup-system: installing packaged postgresql-$PG_MAJOR-timescaledb"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-$PG_MAJOR-timescaledb"
   exit 0
+fi
+# Without PostgreSQL 15's headers (Debian 13), take the distribution's packaged pair instead:
+# the project's private clusters run whichever major has TimescaleDB (server/core/localdb.py).
+if ! has_candidate "postgresql-server-dev-$PG_MAJOR"; then
+  for major in 17 16; do
+    if has_candidate "postgresql-$major-timescaledb"; then
+      echo "setup-system: installing packaged PostgreSQL $major with TimescaleDB"
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        "postgresql-$major" "postgresql-$major-timescaledb"
+      exit 0
+    fi
+  done
+  echo "setup-system: no TimescaleDB for this machine: neither a package nor PostgreSQL $PG_MAJOR" \
+       "headers to build one. Install TimescaleDB (Timescale's apt repository) and re-run." >&2
+  exit 1
 fi
 
 # Otherwise build it from Debian trixie's source package (Apache-2 edition) against our headers.

@@ -9,33 +9,48 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PG_MAJOR = 15
-PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
+PG_ROOT = Path("/usr/lib/postgresql")
+PREFERRED_MAJOR = 15
 
 
 class LocalDatabaseError(RuntimeError):
     """The private cluster could not be created or started; the message says why and what to do."""
 
 
-def timescaledb_installed() -> bool:
-    libdir = _pkglibdir()
-    return libdir is not None and (libdir / "timescaledb.so").exists()
+def installed_majors() -> list[int]:
+    """PostgreSQL majors with server binaries under /usr/lib/postgresql (Debian's layout)."""
+    if not PG_ROOT.is_dir():
+        return []
+    return sorted(int(d.name) for d in PG_ROOT.iterdir()
+                  if d.name.isdigit() and (d / "bin" / "postgres").exists())
 
 
-def _pkglibdir() -> Path | None:
-    pg_config = shutil.which("pg_config") or str(PG_BIN / "pg_config")
-    try:
-        out = subprocess.run([pg_config, "--pkglibdir"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        candidate = Path(f"/usr/lib/postgresql/{PG_MAJOR}/lib")
-        return candidate if candidate.exists() else None
-    return Path(out.stdout.strip())
+def choose_major() -> int:
+    """The major to run: SPC_PG_MAJOR if set; else one with TimescaleDB installed (15 first:
+    bookworm builds it from source for 15, trixie packages it for 17); else 15 or the newest."""
+    if os.environ.get("SPC_PG_MAJOR"):
+        return int(os.environ["SPC_PG_MAJOR"])
+    majors = installed_majors()
+    with_ts = [m for m in majors if (PG_ROOT / str(m) / "lib" / "timescaledb.so").exists()]
+    for candidates in (with_ts, majors):
+        if PREFERRED_MAJOR in candidates:
+            return PREFERRED_MAJOR
+        if candidates:
+            return candidates[-1]
+    return PREFERRED_MAJOR
+
+
+def bin_dir(major: int | None = None) -> Path:
+    return PG_ROOT / str(major or choose_major()) / "bin"
+
+
+def timescaledb_installed(major: int | None = None) -> bool:
+    return (PG_ROOT / str(major or choose_major()) / "lib" / "timescaledb.so").exists()
 
 
 @dataclass
@@ -45,6 +60,15 @@ class LocalCluster:
     base_dir: Path
     port: int
     timescaledb: bool = True
+    major: int = 0  # 0: choose_major()
+
+    def __post_init__(self) -> None:
+        if not self.major:
+            self.major = choose_major()
+
+    @property
+    def bin(self) -> Path:
+        return bin_dir(self.major)
 
     @property
     def data_dir(self) -> Path:
@@ -91,19 +115,19 @@ class LocalCluster:
     def initialize(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
             return
-        if not (PG_BIN / "initdb").exists():
+        if not (self.bin / "initdb").exists():
             raise LocalDatabaseError(
-                f"PostgreSQL {PG_MAJOR} server binaries not found in {PG_BIN}: "
+                f"PostgreSQL {self.major} server binaries not found in {self.bin}: "
                 "run scripts/setup-system.sh"
             )
         self._prepare_dir()
-        self._run([PG_BIN / "initdb", "-D", self.data_dir, "-A", "trust", "-U", "postgres",
+        self._run([self.bin / "initdb", "-D", self.data_dir, "-A", "trust", "-U", "postgres",
                    "-E", "UTF8", "--no-sync"])
 
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
-        status = self._run([PG_BIN / "pg_ctl", "-D", self.data_dir, "status"], check=False)
+        status = self._run([self.bin / "pg_ctl", "-D", self.data_dir, "status"], check=False)
         return status.returncode == 0
 
     def start(self) -> None:
@@ -120,13 +144,13 @@ class LocalCluster:
             "-c full_page_writes=off",
             "-c max_connections=200",
         ]
-        if self.timescaledb and timescaledb_installed():
+        if self.timescaledb and timescaledb_installed(self.major):
             options += [
                 "-c shared_preload_libraries=timescaledb",
                 "-c timescaledb.telemetry_level=off",
             ]
         proc = self._run(
-            [PG_BIN / "pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", "60",
+            [self.bin / "pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", "60",
              "-o", " ".join(options), "start"],
             check=False,
         )
@@ -139,7 +163,7 @@ class LocalCluster:
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():
             self._run(
-                [PG_BIN / "pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "stop"], check=False
+                [self.bin / "pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "stop"], check=False
             )
 
     def kill(self) -> None:
@@ -159,7 +183,7 @@ class LocalCluster:
                 time.sleep(0.05)
 
     def create_database(self, name: str) -> str:
-        psql = shutil.which("psql") or str(PG_BIN / "psql")
+        psql = str(self.bin / "psql") if (self.bin / "psql").exists() else "psql"
         proc = subprocess.run(
             [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
              "-v", "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{name}"'],
