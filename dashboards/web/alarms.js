@@ -66,9 +66,10 @@ function alarmRow(ctx, a, refresh) {
     : document.createTextNode(a.subject || a.kind);
   tr.append(el("td", { text: String(a.id) }), el("td", {}, target), el("td", { text: describe(a) }),
     el("td", { text: when(a.first_ts) }), el("td", { text: String(a.point_count) }),
-    el("td", { text: a.state }), el("td", { text: a.cause || "" }),
+    el("td", { text: a.state }),
+    el("td", { text: a.cause ? causes?.find((c) => c.key === a.cause)?.label ?? a.cause : "", "data-cause": a.cause || "" }),
     el("td", { text: a.corrective_action || "" }));
-  const actions = el("td");
+  const actions = el("td", { class: "actions" });
   if (a.state === "open") actions.append(ackButton(ctx, a, refresh));
   if (a.state !== "closed") {
     actions.append(el("button", { class: "secondary", text: "Close", "data-close": a.id, onclick: async () => {
@@ -104,7 +105,7 @@ function paretoSvg(bars) {
     return e;
   };
   const max = Math.max(1, ...bars.map((b) => b.count));
-  const w = (W - L - R) / Math.max(1, bars.length);
+  const w = Math.min(90, (W - L - R) / Math.max(1, bars.length));
   const y = (count) => T + (H - T - B) * (1 - count / max);
   const yp = (pct) => T + (H - T - B) * (1 - pct / 100);
   add("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#93a1b0" });
@@ -128,7 +129,8 @@ function paretoSvg(bars) {
 export async function mountAlarms(root, ctx) {
   const { api } = ctx;
   const open = alarmTable("open-alarms", "Open and acknowledged alarms");
-  const hist = alarmTable("alarm-history", "History");
+  const hist = alarmTable("alarm-history", "Matching alarms, newest first");
+  await loadCauses(api);
   const chars = await api.get("/characteristics");
   const lines = (await api.get("/hierarchy")).flatMap((s) => s.lines);
   const field = (label, input) => el("label", {}, label, input);
@@ -145,12 +147,12 @@ export async function mountAlarms(root, ctx) {
     since: el("input", { name: "since", type: "date" }),
     until: el("input", { name: "until", type: "date" }),
   };
-  const filters = el("form", { id: "alarm-filters", class: "filters" },
+  const filters = el("form", { id: "alarm-filters", class: "filters", "aria-label": "history filters" },
     ...Object.entries(f).map(([k, input]) => field(k, input)),
     el("button", { type: "submit", text: "Apply" }));
   const paretoBox = el("div", { id: "pareto", class: "pareto" });
   root.replaceChildren(el("section", { id: "alarms-view" }, el("h2", { text: "Alarms" }), open.table,
-    el("h3", { text: "History" }), filters, hist.table,
+    el("h3", { text: "Alarm history" }), filters, hist.table,
     el("h3", { text: "Pareto of assignable causes" }), paretoBox));
 
   const dayIso = (d, end) => (d ? new Date(`${d}T00:00:00`).getTime() + (end ? 86400000 : 0) : null);

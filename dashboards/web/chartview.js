@@ -11,10 +11,17 @@ const LIVE_POINTS = 500; // the live tail
 const RANGE_POINTS = 2000; // a history range is downsampled to about this many points
 const PRESETS = [["1 h", 3600], ["8 h", 8 * 3600], ["24 h", 86400], ["7 d", 7 * 86400]];
 
-export async function mountChart(root, ctx, key) {
+// route: "<key>" (live tail), "<key>?last=<seconds>" or "<key>?start=<iso>&end=<iso>", so a
+// time range can be bookmarked or put on a line monitor.
+export async function mountChart(root, ctx, route) {
   const { api } = ctx;
+  const [key, query] = route.split("?");
+  const q = new URLSearchParams(query || "");
+  const now = Date.now() / 1000;
+  let mode = q.has("last") ? { live: false, start: now - Number(q.get("last")), end: now }
+    : q.has("start") ? { live: false, start: Date.parse(q.get("start")) / 1000,
+      end: q.has("end") ? Date.parse(q.get("end")) / 1000 : now } : { live: true };
   const c = await api.get(`/characteristics/${enc(key)}`);
-  let mode = { live: true }; // or { live: false, start, end } in epoch seconds
   let current = null; // { data, charts, limits }
   const opts = { kind: c.chart_type, unit: c.unit, specs: { lsl: c.lsl, usl: c.usl, target: c.target },
     showSpecs: false, versions: [], onSelect: (t0, t1) => load({ live: false, start: t0, end: t1 }) };
@@ -68,12 +75,17 @@ export async function mountChart(root, ctx, key) {
     const params = next.live ? { limit: LIVE_POINTS } : {
       start: new Date(next.start * 1000).toISOString(), end: new Date(next.end * 1000).toISOString(),
       limit: RANGE_POINTS, downsample: true };
+    // performance marks: devtools and benchmarks/bench_dashboard.py read fetch vs draw time
+    performance.mark("chart-fetch-start");
     const chart = await api.get(`/characteristics/${enc(key)}/chart`, params);
+    performance.measure("chart-fetch", "chart-fetch-start");
     mode = next;
     current?.charts.destroy();
+    performance.mark("chart-draw-start");
     const data = new ChartData(chart.points);
     opts.versions = chart.limits;
     current = { data, limits: chart.limits, charts: drawCharts(elMain, elComp, data, opts) };
+    performance.measure("chart-draw", "chart-draw-start");
     elMain.dataset.mode = next.live ? "live" : "range";
     elMain.dataset.downsampled = String(chart.downsampled);
     rangeLabel.textContent = next.live ? `live: last ${LIVE_POINTS} points`
@@ -127,11 +139,13 @@ export async function mountChart(root, ctx, key) {
     onEvent(event) {
       if (event.characteristic !== key || !current) return;
       if (event.type === "point" && mode.live) {
+        performance.mark("chart-update-start");
         current.data.push(event);
         current.data.trim(LIVE_POINTS);
         current.charts.update();
         renderSummary();
         if (event.violations.length) renderViolations();
+        performance.measure("chart-update", "chart-update-start");
       } else if (event.type === "limits") {
         current.limits.push(event.limits);
         renderSummary();

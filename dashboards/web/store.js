@@ -53,6 +53,7 @@ export class Store {
     const chart = await this.api.get(`/characteristics/${enc(key)}/chart`, { limit: RECENT });
     const st = this.entry(key);
     const good = chart.points.filter((p) => p.statistic !== null);
+    st.good = good.length;
     st.stamps = chart.points.map((p) => Date.parse(p.ts));
     const lastPoint = good.at(-1);
     if (lastPoint) {
@@ -65,7 +66,7 @@ export class Store {
   entry(key) {
     if (!this.state.has(key)) {
       this.state.set(key, { last: null, lastTs: null, seenAt: null, stamps: [], violations: [],
-        cpk: null, cpkError: null });
+        cpk: null, cpkError: null, good: 0 });
     }
     return this.state.get(key);
   }
@@ -75,7 +76,9 @@ export class Store {
   }
 
   async refreshCpk() {
-    await Promise.all([...this.characteristics.values()].filter((c) => this.hasSpecs(c))
+    // Capability needs at least two values; asking sooner only earns a 400.
+    await Promise.all([...this.characteristics.values()]
+      .filter((c) => this.hasSpecs(c) && this.entry(c.key).good >= 2)
       .map(async (c) => {
         const st = this.entry(c.key);
         try {
@@ -123,7 +126,9 @@ export class Store {
         // Arrival time, not sample time: an edge clock that is off must not make a live
         // characteristic look stale.
         st.seenAt = Date.now();
-        if (event.statistic !== null) { st.last = event.statistic; st.violations = event.violations; }
+        if (event.statistic !== null) {
+          st.last = event.statistic; st.violations = event.violations; st.good++;
+        }
         st.stamps.push(ts);
         if (st.stamps.length > RECENT) st.stamps.shift();
       }

@@ -78,6 +78,10 @@ def test_new_point_and_violation_update_the_tile_live(plant: LiveServer, page) -
     page.wait_for_selector(tile("length") + "[data-status=violation]", timeout=2000)
     assert page.text_content(tile("length") + " [data-field=alarms]") == "1 open alarm"
     assert page.text_content("#alarm-count") == "1"
+    # a characteristic that reports again is no longer stale
+    assert page.get_attribute(tile("flatness"), "data-status") == "stale"
+    ingest(plant, samples("flatness", [10.2], t0=datetime.now(UTC)))
+    page.wait_for_selector(tile("flatness") + "[data-status=ok]", timeout=2000)
     assert page.console_errors == []
 
 
@@ -100,3 +104,18 @@ def test_andon_puts_red_tiles_first(plant: LiveServer, browser) -> None:
         assert page.console_errors == []
     finally:
         context.close()
+
+
+def test_login_is_kept_until_logout(plant: LiveServer, page) -> None:
+    open_ui(page, plant)
+    page.wait_for_selector(tile("bore"))
+    assert "key=" not in page.url  # the key left the address bar
+    page.reload()  # kept across reloads (localStorage) ...
+    page.wait_for_selector(tile("bore"))
+    page.click("#logout")  # ... until logout
+    page.wait_for_selector("#login:not([hidden])")
+    assert page.evaluate("localStorage.getItem('spc.apiKey')") is None
+    assert page.is_hidden("#view") and page.is_hidden("#main-nav")
+    page.reload()
+    page.wait_for_selector("#login:not([hidden])")
+    assert page.console_errors == []
