@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 import asyncpg
 
 from server.core import db
+from server.core import logging as log_setup
 from server.core.config import Settings, SettingsError
 from server.repository import keys as keys_repo
 from server.security import ROLES, generate_key
@@ -82,7 +82,6 @@ async def revoke_key(dsn: str, key_id: int) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings.from_env(
             database_url=getattr(args, "database_url", None),
@@ -93,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"spc {args.command}: {exc}", file=sys.stderr)
         return 2
+    log_setup.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "server":
             return run_server(settings)
@@ -153,7 +153,7 @@ def run_server(settings: Settings) -> int:
         return 2
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level, ssl_certfile=settings.tls_certfile,
+        log_level=settings.log_level, log_config=None, ssl_certfile=settings.tls_certfile,
         ssl_keyfile=settings.tls_keyfile, access_log=False,
     )
     return 0

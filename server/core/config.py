@@ -44,7 +44,9 @@ class Settings(BaseModel):
     maintenance_interval_s: float = Field(3600.0, gt=0)
     cors_origins: str = ""
     dashboard_dir: str | None = None
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # text: human-readable lines; json: one JSON object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
 

@@ -50,6 +50,13 @@ async def metrics(request: Request, pool: Pool) -> Response:
     lines = [
         "# TYPE spc_samples_ingested_total counter",
         f"spc_samples_ingested_total {state.metrics['samples_ingested']}",
+        "# TYPE spc_ingest_batches_total counter",
+        f"spc_ingest_batches_total {state.metrics['batches']}",
+        "# TYPE spc_ingest_seconds_total counter",
+        f"spc_ingest_seconds_total {state.metrics['ingest_seconds']:.6f}",
+        "# HELP spc_evaluation_lag_seconds newest sample of the last batch to its evaluation",
+        "# TYPE spc_evaluation_lag_seconds gauge",
+        f"spc_evaluation_lag_seconds {state.metrics['evaluation_lag_seconds']:.6f}",
         "# TYPE spc_open_alarms gauge",
         f"spc_open_alarms {open_alarms}",
         "# TYPE spc_webhook_queue gauge",

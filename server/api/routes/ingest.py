@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import zlib
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Header, Request
 from pydantic import ValidationError
@@ -65,6 +67,7 @@ async def ingest(
     idempotency_key: str | None = Header(None, max_length=200),
 ) -> IngestResult:
     """Store a batch of samples and evaluate SPC on them: all or nothing (see the contract)."""
+    started = time.perf_counter()
     raw = await read_body(request, settings.max_body_bytes)
     try:
         batch = IngestRequest.model_validate_json(raw)
@@ -75,7 +78,14 @@ async def ingest(
         scope=principal.scope if principal.role == "agent" else None,
         want_points=bool(hub.subscribers),  # no one watching: skip building point events
     )
-    request.app.state.metrics["samples_ingested"] += result.accepted
+    metrics = request.app.state.metrics
+    metrics["samples_ingested"] += result.accepted
+    metrics["batches"] += 1
+    metrics["ingest_seconds"] += time.perf_counter() - started
+    if batch.samples:
+        # how far behind the process SPC is: from the newest sample's time to its evaluation
+        newest = max(s.ts for s in batch.samples)
+        metrics["evaluation_lag_seconds"] = (datetime.now(UTC) - newest).total_seconds()
     for event in events:
         hub.publish(event)
     if any(e["type"] == "alarm" for e in events):
