@@ -4,8 +4,8 @@ bad settings."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import ipaddress
+import json
 import os
 import ssl
 import subprocess
