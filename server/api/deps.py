@@ -28,19 +28,19 @@ class Principal:
         return f"key:{self.name or self.key_id}"
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
-def get_worker(request: Request) -> DeliveryWorker:
+async def get_worker(request: Request) -> DeliveryWorker:
     return request.app.state.worker
 
 
