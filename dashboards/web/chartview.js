@@ -71,14 +71,38 @@ export async function mountChart(root, ctx, route) {
   root.replaceChildren(el("section", { id: "chart-view" }, characteristicHeader(c, "chart", api),
     summary, toolbar, hint, elMain, elComp, el("div", { class: "two-col" }, violTable, alarmTable)));
 
+  let loads = 0;
   async function load(next) {
-    const params = next.live ? { limit: LIVE_POINTS } : {
-      start: new Date(next.start * 1000).toISOString(), end: new Date(next.end * 1000).toISOString(),
-      limit: RANGE_POINTS, downsample: true };
-    // performance marks: devtools and benchmarks/bench_dashboard.py read fetch vs draw time
+    const token = ++loads;
+    const range = next.live ? null : { start: new Date(next.start * 1000).toISOString(),
+      end: new Date(next.end * 1000).toISOString() };
+    const request = next.live ? { limit: LIVE_POINTS } : { ...range, limit: RANGE_POINTS, downsample: true };
+    if (range) rangeLabel.textContent = "loading the range…";
+    const full = fetchChart(request);
+    // A long range can take the server seconds to reduce (it scores every point first); when
+    // nothing is on screen yet, draw the range's newest points at once and swap in the whole
+    // range when it arrives.
+    if (range && !current) {
+      const tail = await api.get(`/characteristics/${enc(key)}/chart`, { ...range, limit: LIVE_POINTS });
+      if (token === loads && !full.done) show(next, tail, "preview");
+    }
+    const chart = await full;
+    if (token !== loads) return; // a newer request won
+    show(next, chart, next.live ? "live" : "range");
+  }
+
+  // performance marks: devtools and benchmarks/bench_dashboard.py read fetch vs draw time
+  function fetchChart(params) {
     performance.mark("chart-fetch-start");
-    const chart = await api.get(`/characteristics/${enc(key)}/chart`, params);
-    performance.measure("chart-fetch", "chart-fetch-start");
+    const p = api.get(`/characteristics/${enc(key)}/chart`, params).then((chart) => {
+      performance.measure("chart-fetch", "chart-fetch-start");
+      p.done = true;
+      return chart;
+    });
+    return p;
+  }
+
+  function show(next, chart, state) {
     mode = next;
     current?.charts.destroy();
     performance.mark("chart-draw-start");
@@ -86,11 +110,12 @@ export async function mountChart(root, ctx, route) {
     opts.versions = chart.limits;
     current = { data, limits: chart.limits, charts: drawCharts(elMain, elComp, data, opts) };
     performance.measure("chart-draw", "chart-draw-start");
-    elMain.dataset.mode = next.live ? "live" : "range";
+    elMain.dataset.mode = state;
     elMain.dataset.downsampled = String(chart.downsampled);
     rangeLabel.textContent = next.live ? `live: last ${LIVE_POINTS} points`
-      : `${new Date(next.start * 1000).toLocaleString()} – ${new Date(next.end * 1000).toLocaleString()}`
-        + `${chart.downsampled ? " (downsampled: extremes of each time bucket and every violation)" : ""}`;
+      : state === "preview" ? `newest ${chart.points.length} points; loading the whole range…`
+        : `${new Date(next.start * 1000).toLocaleString()} – ${new Date(next.end * 1000).toLocaleString()}`
+          + `${chart.downsampled ? " (downsampled: extremes of each time bucket and every violation)" : ""}`;
     document.getElementById("live-btn").setAttribute("aria-pressed", String(next.live));
     renderSummary();
     renderViolations();
@@ -153,6 +178,6 @@ export async function mountChart(root, ctx, route) {
         renderAlarms();
       }
     },
-    unmount() { current?.charts.destroy(); },
+    unmount() { loads++; current?.charts.destroy(); },
   };
 }
