@@ -10,9 +10,9 @@ the same run, so the machine's load affects both sides alike.
 
 1. Raw COPY: asyncpg `copy_records_to_table` of the same rows, in batches of `--batch`, into the
    `measurements` hypertable of a database migrated with the project's schema: the storage ceiling.
-2. Ingest: `--clients` processes each posting batches of `--batch` samples (spread over
-   `--series` I-MR characteristics with known limits, so every batch is evaluated with the
-   Western Electric rules) as fast as the server acknowledges them.
+2. Ingest: `--clients` processes (agents) each posting batches of `--batch` samples spread over
+   its own share of `--series` I-MR characteristics with known limits (so every batch is
+   evaluated with the Western Electric rules), as fast as the server acknowledges them.
 3. Latency: one generator at `--rate` samples/s (batches every 100 ms); every 0.5 s one batch also
    carries a 10-sigma point of a watched characteristic; the time from sending that batch to the
    alarm event on the WebSocket, p50/p99.
@@ -219,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         ready = mp.Barrier(args.clients + 1)
         # more bodies than even raw COPY could take in the time, so no client runs dry
         needed = max(64, int(raw * args.seconds / args.batch / args.clients) + 8)
-        procs = [mp.Process(target=generator, args=(url, agent, series, args.batch,
+        # Each client is one agent with series of its own, as on a plant floor: batches of
+        # different agents touch different characteristics and are evaluated in parallel.
+        own = [series[w::args.clients] for w in range(args.clients)]
+        procs = [mp.Process(target=generator, args=(url, agent, own[w], args.batch,
                                                     args.seconds, w, needed, ready, out))
                  for w in range(args.clients)]
         for proc in procs:
