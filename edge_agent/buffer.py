@@ -181,6 +181,11 @@ INSERT OR IGNORE INTO counters VALUES ('dropped', 0);
 """
 
 
+# SQLite renders a REAL in JSON with 15 significant digits; 17 round-trip every double exactly,
+# so the server stores the very value the device reported.
+_EXACT_VALUE = "CASE WHEN value IS NULL THEN NULL ELSE json(printf('%!.17g', value)) END"
+
+
 def _to_us(ts: datetime) -> int:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
@@ -285,8 +290,8 @@ class SqliteBuffer(Buffer):
 
     def _load(self, key: str) -> list[Sample]:
         (text,) = self._db.execute(
-            "SELECT json_group_array(json_array(characteristic, ts_us, value, quality, "
-            "part_id)) FROM (SELECT * FROM samples WHERE batch=? ORDER BY id)", (key,)
+            f"SELECT json_group_array(json_array(characteristic, ts_us, {_EXACT_VALUE}, "
+            "quality, part_id)) FROM (SELECT * FROM samples WHERE batch=? ORDER BY id)", (key,)
         ).fetchone()
         return [Sample(c, _from_us(t), v, q, p) for c, t, v, q, p in json.loads(text)]
 
@@ -297,7 +302,8 @@ class SqliteBuffer(Buffer):
             (text,) = self._db.execute(
                 "SELECT json_group_array(json_object('characteristic', characteristic, 'ts', "
                 "strftime('%Y-%m-%dT%H:%M:%S', ts_us / 1000000, 'unixepoch') || "
-                "printf('.%03dZ', (ts_us / 1000) % 1000), 'value', value, 'quality', quality, "
+                f"printf('.%03dZ', (ts_us / 1000) % 1000), 'value', {_EXACT_VALUE}, "
+                "'quality', quality, "
                 "'part_id', part_id)) FROM (SELECT * FROM samples WHERE batch=? ORDER BY id)",
                 (batch.key,)).fetchone()
         return text

@@ -170,3 +170,26 @@ class TestSqliteBuffer(BufferContract):
         mode = sqlite3.connect(tmp_path / "buffer.sqlite").execute("PRAGMA journal_mode"
                                                                    ).fetchone()[0]
         assert mode == "wal"
+
+
+def test_sqlite_batch_json_round_trips_every_value_exactly(tmp_path: Path) -> None:
+    import json
+    import random
+    import struct
+
+    # Any double a measurement can be (|x| from 1e-30 to 1e31; SQLite's printf is not correctly
+    # rounded at extreme exponents such as 1e276), float32 readings, and awkward decimals.
+    rng = random.Random(3)
+    vals = [rng.choice((1, -1)) * rng.uniform(1, 10) * 10.0 ** rng.randint(-30, 30)
+            for _ in range(3000)]
+    vals += [struct.unpack(">f", struct.pack(">f", rng.gauss(100, 5)))[0] for _ in range(1000)]
+    vals += [0.1, 25.001234567890123, -0.0, 1e-300]
+    buf = SqliteBuffer(tmp_path / "b.sqlite", 100_000)
+    buf.append([Sample("x", T0 + timedelta(microseconds=i), v, "good", None)
+                for i, v in enumerate(vals)])
+    batch = buf.next_batch(100_000)
+    assert batch is not None
+    assert [s.value for s in batch.samples] == vals
+    sent = json.loads(buf.batch_json(batch))
+    assert [s["value"] for s in sent] == vals
+    assert sent[1]["ts"] == "2026-11-24T08:00:00.000Z"
