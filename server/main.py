@@ -30,9 +30,9 @@ from server.api.routes import (
 )
 from server.core import db
 from server.core.config import Settings
-from server.services.chain_health import SilenceWatch
+from server.services.chain_health import silence_watch
 from server.services.hub import Hub
-from server.services.maintenance import MaintenanceJob
+from server.services.maintenance import maintenance_job
 from server.services.webhook_delivery import DeliveryWorker
 
 log = logging.getLogger("spc.server")
@@ -60,12 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             backoff_max_s=settings.webhook_backoff_max_s, timeout_s=settings.webhook_timeout_s,
         )
         app.state.worker.start()
-        app.state.watch = SilenceWatch(
+        app.state.watch = silence_watch(
             pool, app.state.hub, app.state.worker.notify,
             after_s=settings.agent_silent_after_s, interval_s=settings.watchdog_interval_s,
         )
         app.state.watch.start()
-        app.state.maintenance = MaintenanceJob(
+        app.state.maintenance = maintenance_job(
             pool, app.state.storage, retention_days=settings.retention_days,
             interval_s=settings.maintenance_interval_s,
         )

@@ -10,9 +10,8 @@ can multiply them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -21,6 +20,7 @@ from server.models import HeartbeatCreate
 from server.repository import alarms as alarms_repo
 from server.repository import webhooks as webhooks_repo
 from server.services.hub import Hub
+from server.services.periodic import Periodic
 from server.services.spc_eval import alarm_public
 
 log = logging.getLogger("spc.chain")
@@ -80,33 +80,18 @@ async def silent_agents(conn: asyncpg.Connection, after_s: float) -> list[dict[s
     return events
 
 
-class SilenceWatch:
-    """Background task: checks for silent agents every `interval_s`."""
+def silence_watch(
+    pool: asyncpg.Pool, hub: Hub, notify: Callable[[], None], *, after_s: float,
+    interval_s: float,
+) -> Periodic:
+    """The background job that raises "agent silent" alarms every `interval_s`."""
 
-    def __init__(self, pool: asyncpg.Pool, hub: Hub, notify, *, after_s: float,
-                 interval_s: float) -> None:
-        self.pool, self.hub, self.notify = pool, hub, notify
-        self.after_s, self.interval_s = after_s, interval_s
-        self._task: asyncio.Task[None] | None = None
+    async def round_() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            events = await silent_agents(conn, after_s)
+        for e in events:
+            hub.publish(e)
+        if events:
+            notify()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="silence-watch")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    events = await silent_agents(conn, self.after_s)
-                for e in events:
-                    self.hub.publish(e)
-                if events:
-                    self.notify()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("silence watch: database unavailable (%s)", exc)
-            await asyncio.sleep(self.interval_s)
+    return Periodic("silence-watch", round_, interval_s, log)

@@ -9,8 +9,6 @@ and plain PostgreSQL have no such policies, so the server does it for every edit
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ import asyncpg
 
 from server.core.db import StorageMode
 from server.repository import maintenance as maintenance_repo
+from server.services.periodic import Periodic
 
 log = logging.getLogger("spc.maintenance")
 DELETE_BATCH = 50_000
@@ -72,27 +71,10 @@ async def run_once(
     return report
 
 
-class MaintenanceJob:
-    def __init__(self, pool: asyncpg.Pool, storage: StorageMode, *, retention_days: float,
-                 interval_s: float) -> None:
-        self.pool, self.storage = pool, storage
-        self.retention_days, self.interval_s = retention_days, interval_s
-        self.last: MaintenanceReport | None = None
-        self._task: asyncio.Task[None] | None = None
+def maintenance_job(
+    pool: asyncpg.Pool, storage: StorageMode, *, retention_days: float, interval_s: float
+) -> Periodic:
+    async def round_() -> None:
+        await run_once(pool, storage, retention_days)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="maintenance")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                self.last = await run_once(self.pool, self.storage, self.retention_days)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("maintenance failed (%s); retrying next round", exc)
-            await asyncio.sleep(self.interval_s)
+    return Periodic("maintenance", round_, interval_s, log)

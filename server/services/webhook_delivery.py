@@ -19,6 +19,7 @@ import httpx
 
 from server.repository import webhooks as webhooks_repo
 from server.services import webhook_signing
+from server.services.periodic import DATABASE_ERRORS
 
 log = logging.getLogger("spc.webhooks")
 BATCH = 20
@@ -63,7 +64,7 @@ class DeliveryWorker:
             while True:
                 try:
                     worked = await self.deliver_due(client)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except DATABASE_ERRORS as exc:
                     log.warning("webhook worker: database unavailable (%s); retrying", exc)
                     worked = 0
                     await asyncio.sleep(1.0)
