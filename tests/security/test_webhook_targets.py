@@ -65,7 +65,7 @@ def test_one_unsendable_subscription_does_not_stop_the_others(
             characteristic(server, "after_bad_url")
             raise_alarm(server, "after_bad_url")
             raise_alarm(server, "after_bad_url", start=10)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 6
             while time.monotonic() < deadline:
                 mine = [d for d in admin.get("/webhooks/deliveries").json()
                         if d["subscription_id"] == good["id"]]
@@ -74,7 +74,7 @@ def test_one_unsendable_subscription_does_not_stop_the_others(
                 time.sleep(0.2)
             worker = admin.get("/health").json()["webhook_worker"]
     finally:
-        server.stop()
+        server.kill()
     assert mine and all(d["state"] == "delivered" for d in mine), (worker, mine)
     ids = {d.headers["webhook-id"] for d in webhook_receiver.deliveries}
     assert ids == {d["event_id"] for d in mine}
@@ -135,7 +135,7 @@ def test_allowlist_entry_without_path_admits_only_its_origin(
                 raise_alarm(server, "ssrf")
                 webhook_receiver.wait_for(1, timeout=10)
     finally:
-        server.stop()
+        server.kill()
     assert set(answers.values()) == {400}, (answers, len(webhook_receiver.deliveries))
 
 
