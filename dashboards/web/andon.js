@@ -3,7 +3,8 @@ import { Store } from "./store.js";
 import { createTile, updateTile } from "./tiles.js";
 import { el } from "./layout.js";
 
-export function mountAndon(root, { store, navigate }, line) {
+export function mountAndon(root, ctx, line) {
+  const { store, navigate } = ctx;
   const lines = store.hierarchy.flatMap((s) => s.lines);
   const chosen = lines.find((l) => l.key === line);
   const keys = chosen ? chosen.stations.flatMap((s) => s.characteristics)
@@ -33,9 +34,11 @@ export function mountAndon(root, { store, navigate }, line) {
   order();
   const tick = () => { clock.textContent = new Date().toLocaleTimeString(); };
   tick();
+  let inner = null;
   const unsubscribe = store.subscribe((key) => {
+    if (key === "*") { unsubscribe(); clearInterval(timer); inner = mountAndon(root, ctx, line); return; }
     if (tiles.has(key)) { updateTile(tiles.get(key), store); order(); }
   });
   const timer = setInterval(() => { tick(); tiles.forEach((t) => updateTile(t, store)); order(); }, 5000);
-  return { unmount() { unsubscribe(); clearInterval(timer); } };
+  return { unmount() { unsubscribe(); clearInterval(timer); inner?.unmount(); } };
 }

@@ -1,7 +1,8 @@
 // The overview: site → line → station, each characteristic a live tile.
 import { createTile, updateTile } from "./tiles.js";
 
-export function mountOverview(root, { store, navigate }) {
+export function mountOverview(root, ctx) {
+  const { store, navigate } = ctx;
   root.innerHTML = `<div class="overview"><p class="chain-alarms" role="status" hidden></p></div>`;
   const container = root.firstElementChild;
   const tiles = new Map();
@@ -55,11 +56,17 @@ export function mountOverview(root, { store, navigate }) {
     chain.innerHTML = n ? `${n} data-collection alarm${n > 1 ? "s" : ""} (agent or source down) — <a href="#/alarms">see alarms</a>` : "";
   };
   updateChain();
+  let inner = null;
   const unsubscribe = store.subscribe((key) => {
+    if (key === "*") { // new characteristics: draw the tree again
+      unsubscribe(); clearInterval(timer);
+      inner = mountOverview(root, ctx);
+      return;
+    }
     if (key && tiles.has(key)) updateTile(tiles.get(key), store);
     if (!key) updateChain();
   });
   // Ages ("12 s ago") tick with the clock.
   const timer = setInterval(() => tiles.forEach((t) => updateTile(t, store)), 5000);
-  return { unmount() { unsubscribe(); clearInterval(timer); } };
+  return { unmount() { unsubscribe(); clearInterval(timer); inner?.unmount(); } };
 }

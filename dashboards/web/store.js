@@ -116,8 +116,27 @@ export class Store {
 
   static rank(status) { return ORDER[status]; }
 
+  // A characteristic created after the page loaded: fetch the list and tree again, then tell
+  // views the structure changed (key "*").
+  async reloadStructure() {
+    if (this.reloading) return;
+    this.reloading = true;
+    try {
+      const [list, tree] = await Promise.all([this.api.get("/characteristics"), this.api.get("/hierarchy")]);
+      this.hierarchy = tree;
+      for (const c of list) {
+        if (!this.characteristics.has(c.key)) { this.characteristics.set(c.key, c); await this.loadRecent(c.key); }
+      }
+      this.notify("*");
+    } finally { this.reloading = false; }
+  }
+
   onEvent(event) {
     const key = event.characteristic;
+    if (key && event.type !== "alarm" && !this.characteristics.has(key)) {
+      this.reloadStructure();
+      return;
+    }
     if (event.type === "point" && this.characteristics.has(key)) {
       const st = this.entry(key);
       const ts = Date.parse(event.ts);
@@ -145,6 +164,6 @@ export class Store {
   }
 
   subscribe(fn) { this.listeners.add(fn); return () => this.listeners.delete(fn); }
-  notify(key) { for (const fn of this.listeners) fn(key); }
+  notify(key) { for (const fn of [...this.listeners]) fn(key); } // a copy: listeners may resubscribe
   stop() { this.timers.forEach(clearInterval); this.listeners.clear(); }
 }

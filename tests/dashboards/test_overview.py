@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.dashboards.plant import build_plant, ingest
+from tests.dashboards.plant import KNOWN, build_plant, ingest
 from tests.fixtures.browser import collect_errors, screenshot
 from tests.fixtures.server import LiveServer
 from tests.server.helpers import samples
@@ -118,4 +118,18 @@ def test_login_is_kept_until_logout(plant: LiveServer, page) -> None:
     assert page.is_hidden("#view") and page.is_hidden("#main-nav")
     page.reload()
     page.wait_for_selector("#login:not([hidden])")
+    assert page.console_errors == []
+
+
+def test_a_characteristic_created_later_gets_a_tile(plant: LiveServer, page) -> None:
+    open_ui(page, plant)
+    page.wait_for_selector(tile("bore"))
+    with plant.client("engineer") as c:
+        r = c.post("/characteristics", json={"key": "late", "name": "Late gauge",
+                                             "station": "b-op10", "baseline_points": 0})
+        assert r.status_code == 201, r.text
+        assert c.post("/characteristics/late/limits", json=KNOWN).status_code == 201
+    ingest(plant, samples("late", [10.1, 9.9], t0=datetime.now(UTC)))
+    page.wait_for_selector(".overview .line[data-line=lineB] .tile[data-key=late][data-status=ok]",
+                           timeout=5000)
     assert page.console_errors == []
