@@ -12,16 +12,18 @@ kept in the buffer itself so it can be reported to the server, never silently lo
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from edge_agent.sources.base import Sample
 
@@ -84,16 +86,27 @@ class Buffer(ABC):
     def close(self) -> None: ...
 
 
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: MemoryBuffer, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class MemoryBuffer(Buffer):
     """Same semantics, no durability: for `check-config` dry runs and as a reference model."""
 
     def __init__(self, max_samples: int) -> None:
         self.max_samples = max_samples
+        # The agent's writer and uploader call in from worker threads.
+        self._lock = threading.RLock()
         self._free: deque[Sample] = deque()
         self._batches: dict[str, list[Sample]] = {}
         self._dropped = 0
         self._quarantine: dict[str, tuple[str, list[Sample]]] = {}
 
+    @_locked
     def append(self, samples: Sequence[Sample]) -> None:
         self._free.extend(samples)
         excess = self.depth - self.max_samples
@@ -107,6 +120,7 @@ class MemoryBuffer(Buffer):
             self._dropped += len(lost)
             excess -= len(lost)
 
+    @_locked
     def next_batch(self, max_samples: int, exclude: str | None = None) -> Batch | None:
         for key, samples in self._batches.items():
             if key != exclude:
@@ -118,15 +132,18 @@ class MemoryBuffer(Buffer):
         self._batches[key] = take
         return Batch(key, list(take))
 
+    @_locked
     def ack(self, key: str) -> int:
         return len(self._batches.pop(key, []))
 
+    @_locked
     def quarantine(self, key: str, reason: str) -> int:
         samples = self._batches.pop(key, [])
         if samples:
             self._quarantine[key] = (reason, samples)
         return len(samples)
 
+    @_locked
     def release(self, key: str, quarantine: Sequence[int] = (), reason: str = "") -> int:
         samples = self._batches.pop(key, [])
         bad = set(quarantine)

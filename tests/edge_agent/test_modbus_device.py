@@ -202,9 +202,11 @@ async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     proc.wait(5)
 
 
-async def test_modbus_rtu_over_a_serial_line(serial_pair: tuple[str, str]) -> None:
+async def test_modbus_rtu_every_type_in_every_byte_order(serial_pair: tuple[str, str]) -> None:
     device_end, agent_end = serial_pair
-    regs = device_registers("float32", -1234.5, "CDAB") + device_registers("int32", -7, "ABCD")
+    tags, registers = layout()
+    numeric = [t for t in tags if t["type"] != "string"]
+    regs = [registers.get(a, 0) for a in range(max(registers) + 1)]
     hr = [SimData(0, values=regs, datatype=DataType.REGISTERS)]
     empty_bits = [SimData(65535, values=[False], datatype=DataType.BITS)]
     empty_regs = [SimData(65535, values=[0], datatype=DataType.REGISTERS)]
@@ -214,13 +216,13 @@ async def test_modbus_rtu_over_a_serial_line(serial_pair: tuple[str, str]) -> No
     try:
         src = ModbusSource(ModbusConfig.model_validate({
             "kind": "modbus", "name": "rtu", "transport": "rtu", "serial_port": agent_end,
-            "baudrate": 38400, "unit_id": 3, "timeout_s": 1,
-            "tags": [{"characteristic": "f", "address": 0, "byte_order": "CDAB"},
-                     {"characteristic": "i", "address": 2, "type": "int32"}]}))
+            "baudrate": 38400, "unit_id": 3, "timeout_s": 1, "tags": numeric}))
         first = await read_once(src)
-        second = await read_once(src)
+        second = await read_once(src)  # the port is released and reopened cleanly
     finally:
         with contextlib.suppress(Exception):
             await server.shutdown()
-    assert first["f"].value == second["f"].value == -1234.5
-    assert first["i"].value == -7.0
+    for tag in numeric:
+        for got in (first, second):
+            sample = got[tag["characteristic"]]
+            assert sample.quality == "good" and sample.value == expected(tag["type"]), tag
