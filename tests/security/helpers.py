@@ -1,9 +1,16 @@
-"""Shared by the security tests: a characteristic with known limits and an alarm on demand."""
+"""Shared by the security and reliability tests: a characteristic with known limits, an alarm on
+demand, and docs/webhook_receiver.py as a process."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 
+from tests.fixtures.net import free_port, wait_for_port
 from tests.fixtures.server import LiveServer
 from tests.server.helpers import batch_headers, samples
 
@@ -24,3 +31,40 @@ def raise_alarm(server: LiveServer, key: str, start: int = 0) -> None:
                    json={"samples": samples(key, [10.0, 10.2, 20.0], start=start)},
                    headers=batch_headers(server.headers("agent")), timeout=30)
     assert r.status_code == 200, r.text
+
+
+ROOT = Path(__file__).resolve().parents[2]
+RECEIVER = ROOT / "docs" / "webhook_receiver.py"
+
+
+class ReceiverProcess:
+    def __init__(self, tmp: Path, secret: str) -> None:
+        self.port = free_port()
+        self.out = tmp / "events.jsonl"
+        self.args = [sys.executable, str(RECEIVER), "--port", str(self.port), "--secret", secret,
+                     "--out", str(self.out), "--seen", str(tmp / "seen.sqlite")]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL)
+        wait_for_port(self.port, timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def stats(self) -> dict[str, int]:
+        return httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=5).json()
+
+    def events(self) -> list[dict]:
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_text().splitlines()]
+
+    def post(self, headers: dict[str, str], body: bytes) -> int:
+        return httpx.post(self.url, content=body, headers=headers, timeout=5).status_code

@@ -5,56 +5,15 @@ again, also after the receiver restarts."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from server.services import webhook_signing
-from tests.fixtures.net import free_port, wait_for_port
 from tests.fixtures.server import LiveServer
-from tests.security.helpers import characteristic, raise_alarm
-
-ROOT = Path(__file__).resolve().parents[2]
-RECEIVER = ROOT / "docs" / "webhook_receiver.py"
-
-
-class ReceiverProcess:
-    def __init__(self, tmp: Path, secret: str) -> None:
-        self.port = free_port()
-        self.out = tmp / "events.jsonl"
-        self.args = [sys.executable, str(RECEIVER), "--port", str(self.port), "--secret", secret,
-                     "--out", str(self.out), "--seen", str(tmp / "seen.sqlite")]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL)
-        wait_for_port(self.port, timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def stats(self) -> dict[str, int]:
-        return httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=5).json()
-
-    def events(self) -> list[dict]:
-        if not self.out.exists():
-            return []
-        return [json.loads(line) for line in self.out.read_text().splitlines()]
-
-    def post(self, headers: dict[str, str], body: bytes) -> int:
-        return httpx.post(self.url, content=body, headers=headers, timeout=5).status_code
+from tests.security.helpers import ReceiverProcess, characteristic, raise_alarm
 
 
 @pytest.fixture
