@@ -37,7 +37,13 @@ class SourceThread:
         return self.runner.status
 
     def _hand_over(self, samples: Sequence[Sample]) -> None:
-        self.main_loop.call_soon_threadsafe(self.sink, samples)
+        try:
+            self.main_loop.call_soon_threadsafe(self.sink, samples)
+        except RuntimeError:
+            # The agent has shut down (its loop is closed) while this source was still busy:
+            # these samples were never committed, and there is nothing left to commit them.
+            log.debug("source %s: %d sample(s) read after shutdown", self.runner.source.name,
+                      len(samples))
 
     def _main(self) -> None:
         asyncio.run(self._run())
