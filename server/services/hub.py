@@ -17,9 +17,13 @@ class Subscriber:
     queue: asyncio.Queue[dict[str, Any]]
     keys: set[str] = field(default_factory=set)  # characteristic keys, or {"*"}
     dropped: int = 0
+    key_id: int | None = None  # the API key the client logged in with
 
     def wants(self, key: str | None) -> bool:
         return "*" in self.keys or key is None or key in self.keys
+
+
+REVOKED: dict[str, Any] = {"type": "error", "detail": "the API key was revoked"}
 
 
 class Hub:
@@ -36,6 +40,17 @@ class Hub:
 
     def disconnect(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+
+    def revoke(self, key_id: int) -> int:
+        """End the streams of clients logged in with a key just revoked; how many."""
+        ended = 0
+        for sub in self.subscribers:
+            if sub.key_id == key_id:
+                if sub.queue.full():
+                    sub.queue.get_nowait()
+                sub.queue.put_nowait(REVOKED)
+                ended += 1
+        return ended
 
     def publish(self, event: dict[str, Any]) -> None:
         key = event.get("characteristic")

@@ -100,7 +100,9 @@ class DeliveryWorker:
         headers = webhook_signing.headers(delivery["secret"], delivery["event_id"], body)
         try:
             response = await client.post(delivery["url"], content=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # InvalidURL is not an HTTPError: a subscription stored before URLs were checked
+            # strictly must fail its own deliveries, not stop everyone's.
             return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
             return None

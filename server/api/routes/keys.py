@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.api.deps import AdminKey, Pool
+from server.api.deps import AdminKey, LiveHub, Pool
 from server.exceptions import NotFound
 from server.models import ApiKeyCreate, ApiKeyPublic
 from server.repository import audit as audit_repo
@@ -31,8 +31,9 @@ async def list_keys(pool: Pool, principal: AdminKey) -> list[ApiKeyPublic]:
 
 
 @router.delete("/{key_id:int}", status_code=204)
-async def revoke_key(key_id: int, pool: Pool, principal: AdminKey) -> None:
+async def revoke_key(key_id: int, pool: Pool, hub: LiveHub, principal: AdminKey) -> None:
     async with pool.acquire() as conn, conn.transaction():
         if not await keys_repo.revoke(conn, key_id):
             raise NotFound(f"no active key {key_id}")
         await audit_repo.record(conn, principal.actor, "key.revoke", f"key:{key_id}")
+    hub.revoke(key_id)  # its open WebSocket streams end now

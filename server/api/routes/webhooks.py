@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
+import httpx
 from fastapi import APIRouter, Query
 
 from server.api.deps import AdminKey, AppSettings, Pool, Worker
@@ -18,16 +19,46 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 
 def check_url(url: str, allowlist: str) -> None:
-    parts = urlsplit(url)
+    """Refuse what an HTTP client could not send, or should not be sent to.
+
+    http(s) only; a host; a valid port; no whitespace or control characters anywhere (no header
+    injection); no user:password@ (which also hides the real host from a reader). With an
+    allow-list, the URL's origin (scheme, host, port) must equal an entry's, and its path must
+    start with the entry's path: string prefixes would let 'http://a:80' admit 'http://a:8080'."""
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise InvalidRequest("webhook url must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise InvalidRequest(f"webhook url is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise InvalidRequest(f"webhook url must use http or https, not {parts.scheme or 'none'!r}")
     if not parts.hostname:
         raise InvalidRequest("webhook url has no host")
-    allowed = [p.strip() for p in allowlist.split(",") if p.strip()]
-    if allowed and not any(url.startswith(prefix) for prefix in allowed):
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRequest("webhook url must not carry a user or password; use the secret")
+    entries = [e.strip() for e in allowlist.split(",") if e.strip()]
+    if entries and not any(_within(parts, port, urlsplit(e)) for e in entries):
         raise InvalidRequest(
             "webhook url is not in the server's allow-list (SPC_WEBHOOK_ALLOWLIST)"
         )
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _within(url: SplitResult, port: int | None, entry: SplitResult) -> bool:
+    return (
+        url.scheme == entry.scheme
+        and url.hostname == entry.hostname
+        and (port or _default_port(url.scheme)) == (entry.port or _default_port(entry.scheme))
+        and url.path.startswith(entry.path.rstrip("/"))
+        and (not entry.path.rstrip("/") or url.path == entry.path.rstrip("/")
+             or url.path[len(entry.path.rstrip("/"))] == "/")
+    )
 
 
 @router.post("", response_model=WebhookPublic, status_code=201)

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from server.api.deps import authenticate
 from server.exceptions import SPCError
 from server.security import ROLE_GRANTS
+from server.services.hub import REVOKED
 
 router = APIRouter(tags=["live"])
 AUTH_TIMEOUT_S = 10.0
+REAUTH_INTERVAL_S = 30.0
 POLICY_VIOLATION = 1008
 
 
@@ -51,9 +54,28 @@ async def live(websocket: WebSocket) -> None:
     sub.keys = keys
     await websocket.send_json({"type": "subscribed", "keys": sorted(keys)})
 
+    key = first.get("auth", "")
+    sub.key_id = principal.key_id
+    checked = time.monotonic()
+
     async def pump() -> None:
+        # A key revoked through the API ends its streams at once (Hub.revoke); one revoked
+        # elsewhere (`spc keys revoke`) within REAUTH_INTERVAL_S of the next event.
+        nonlocal checked
         while True:
             event = await sub.queue.get()
+            if event is REVOKED:
+                await websocket.send_json(event)
+                await websocket.close(POLICY_VIOLATION)
+                return
+            if time.monotonic() - checked > REAUTH_INTERVAL_S:
+                try:
+                    await authenticate(app.state.pool, f"Bearer {key}")
+                except SPCError as exc:
+                    await websocket.send_json({"type": "error", "detail": str(exc)})
+                    await websocket.close(POLICY_VIOLATION)
+                    return
+                checked = time.monotonic()
             await websocket.send_json(event)
 
     async def listen() -> None:
