@@ -134,13 +134,13 @@ export async function mountCapability(root, ctx, key) {
       el("div", { class: "cap-svg" }, histogramSvg(cap)),
       el("div", {}, indices(cap), verdict(cap), warnings)), facts(cap));
   }
-  if (c.lsl === null && c.usl === null) {
-    // Skip a request that can only fail: say so directly.
-    body.replaceChildren(el("p", { class: "verdict", id: "cap-unavailable",
-      text: `${c.name} has no spec limits, so capability cannot be computed. An engineer sets LSL/USL.` }));
-  } else if (["p", "np", "c", "u"].includes(c.chart_type)) {
+  // Skip requests that can only fail: say why directly.
+  if (["p", "np", "c", "u"].includes(c.chart_type)) {
     body.replaceChildren(el("p", { class: "verdict", id: "cap-unavailable",
       text: `Capability needs measured values; ${c.name} is an attributes (${c.chart_type}) chart.` }));
+  } else if (c.lsl === null && c.usl === null) {
+    body.replaceChildren(el("p", { class: "verdict", id: "cap-unavailable",
+      text: `${c.name} has no spec limits, so capability cannot be computed. An engineer sets LSL/USL.` }));
   } else {
     await load(null);
   }
