@@ -42,6 +42,11 @@ export async function mountChart(root, ctx, route) {
     const [a, b] = span(); const w = Math.max(b - a, 60);
     load({ live: false, start: a - w / 2, end: Math.min(b + w / 2, Date.now() / 1000 + 60) });
   };
+  // Buttons as well as drag-to-zoom: uPlot's drag selection needs a mouse, panels have touch.
+  const zoomIn = () => {
+    const [a, b] = span(); const m = (a + b) / 2; const w = Math.max((b - a) / 4, 5);
+    load({ live: false, start: m - w, end: m + w });
+  };
   const pan = (dir) => {
     const [a, b] = span(); const w = Math.max(b - a, 60);
     load({ live: false, start: a + dir * w / 2, end: b + dir * w / 2 });
@@ -53,9 +58,10 @@ export async function mountChart(root, ctx, route) {
     } })),
     el("button", { text: "◀", "aria-label": "earlier", onclick: () => pan(-1) }),
     el("button", { text: "▶", "aria-label": "later", onclick: () => pan(1) }),
+    el("button", { text: "Zoom in", id: "zoom-in", onclick: zoomIn }),
     el("button", { text: "Zoom out", id: "zoom-out", onclick: zoomOut }),
     hasSpecs ? specToggle : null, rangeLabel);
-  const hint = el("p", { class: "muted hint", text: "Drag across the chart to zoom into that time range." });
+  const hint = el("p", { class: "muted hint", text: "Drag across the chart to zoom into that time range; hover a point for its rules in words." });
   const elMain = el("div", { id: "chart-i", class: "chart", "data-testid": "chart-i" });
   const elComp = el("div", { id: "chart-mr", class: "chart", "data-testid": "chart-mr" });
   const violBody = el("tbody");

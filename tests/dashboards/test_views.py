@@ -108,6 +108,10 @@ def test_history_zoom_refetches_downsampled_then_detail(plant: LiveServer, page)
     m = int(page.text_content("[data-field=points]"))
     assert 200 < m < 600
     assert page.get_attribute("#chart-i", "data-violations") == "2"  # the spike is mid-hour
+    # the touch-friendly buttons: zoom in halves the range
+    page.click("#zoom-in")
+    page.wait_for_function(
+        f"Number(document.querySelector('[data-field=points]').textContent) < {m} * 0.7")
     page.click("#live-btn")
     page.wait_for_selector("#chart-i[data-mode=live]")
     assert page.console_errors == []
