@@ -87,6 +87,7 @@ async def test_database_kill_during_ingest_loses_nothing(
             await wait_caught_up(conn, until, timeout=40)
             # the hand probes (2026-01-05) are outside the compared window; remove them first
             await conn.execute("DELETE FROM measurements WHERE ts < '2026-06-01'")
+            agent.stop()
             counts = await compare_samples(conn, sim, until)
             alarms = await compare_alarms(conn, receiver, timeout=30)
         finally:

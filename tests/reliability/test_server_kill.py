@@ -60,6 +60,7 @@ async def test_server_kill9_during_ingest_loses_nothing(
         sim.clear()
         until = latest_sample_ts(sim)
         await wait_caught_up(conn, until, timeout=30)
+        agent.stop()
         samples = await compare_samples(conn, sim, until)
         alarms = await compare_alarms(conn, receiver)
         metrics = httpx.get(f"{server.url}/metrics").text
