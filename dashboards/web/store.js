@@ -34,9 +34,12 @@ export class Store {
       this.api.get("/alarms", { state: "open", limit: 1000 }),
       this.api.get("/alarms", { state: "acknowledged", limit: 1000 }),
     ]);
+    // Also called again after a reconnect: start from what the server says now.
+    this.timers.forEach(clearInterval);
+    this.timers = [];
     this.hierarchy = tree;
-    for (const c of list) this.characteristics.set(c.key, c);
-    for (const a of [...open, ...acked]) this.alarms.set(a.id, a);
+    this.characteristics = new Map(list.map((c) => [c.key, c]));
+    this.alarms = new Map([...open, ...acked].map((a) => [a.id, a]));
     await Promise.all(list.map((c) => this.loadRecent(c.key)));
     this.refreshCpk();
     this.timers.push(setInterval(() => this.refreshCpk(), CPK_REFRESH_MS));

@@ -66,3 +66,22 @@ def test_live_chart_updates_and_marks_violation(charted: LiveServer, page) -> No
     assert "1 point beyond 3σ" in page.text_content("#alarms tbody")
     screenshot(page, "live-chart")
     assert page.console_errors == []
+
+
+def test_reconnects_after_a_server_restart_and_catches_up(charted: LiveServer, page) -> None:
+    page.goto(f"{charted.url}/ui/#key={charted.keys['operator']}")
+    page.wait_for_selector("#connection[data-state=live]")
+    page.evaluate("location.hash = '#/chart/ui_bore'")
+    page.wait_for_selector("#chart-i canvas")
+    before = int(page.text_content("[data-field=points]"))
+    charted.stop()
+    page.wait_for_selector("#connection[data-state=offline]")
+    # a point stored while the page is disconnected must not be lost to it
+    charted.start()
+    ingest(charted, samples("ui_bore", [10.4], start=40))
+    page.wait_for_selector("#connection[data-state=live]", timeout=15_000)
+    page.wait_for_function(
+        f"document.querySelector('[data-field=points]')?.textContent === '{before + 1}'",
+        timeout=5000)
+    # while the server was down the browser logged failed WebSocket attempts; nothing else
+    assert [e for e in page.console_errors if "WebSocket" not in e] == []
