@@ -87,6 +87,7 @@ def test_new_point_and_violation_update_the_tile_live(plant: LiveServer, page) -
 
 def test_andon_puts_red_tiles_first(plant: LiveServer, browser) -> None:
     # A line monitor: a large TV.
+    ingest(plant, samples("length", [13.5], t0=datetime.now(UTC)))  # beyond UCL: red
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
     page = context.new_page()
     collect_errors(page)
