@@ -106,3 +106,26 @@ def metric(text: str, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     raise KeyError(name)
+
+
+async def _run_fleet(url: str, api_key: str, count: int, keys: list[str], slow_port: int) -> None:
+    fleet = Fleet(url, api_key, keys, count)
+    await fleet.start()
+    slow = SlowClient("127.0.0.1", slow_port, api_key, ["*"]) if slow_port else None
+    print(json.dumps({"ready": count}), flush=True)
+    try:
+        while True:
+            await asyncio.sleep(2)
+            print(json.dumps({"points": sum(fleet.points), "errors": len(fleet.errors)}),
+                  flush=True)
+    finally:
+        await fleet.stop()
+        if slow:
+            slow.close()
+
+
+if __name__ == "__main__":  # a fleet in its own process: python -m tests.reliability.wsload
+    import sys
+
+    url, key, n, keys, slow_port = sys.argv[1:6]
+    asyncio.run(_run_fleet(url, key, int(n), keys.split(","), int(slow_port)))
