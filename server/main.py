@@ -25,6 +25,7 @@ from server.api.routes import (
     hierarchy,
     ingest,
     keys,
+    me,
     webhooks,
     ws,
 )
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (ingest, hierarchy, characteristics, charts, analysis, alarms, webhooks, keys,
-                   audit, health, ws):
+                   me, audit, health, ws):
         api.include_router(module.router)
     app.include_router(api, responses=errors.ERROR_RESPONSES)
     app.add_api_route("/metrics", health.metrics, include_in_schema=False)
