@@ -24,7 +24,7 @@ demo: system venv
 
 test: system venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=20 $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
