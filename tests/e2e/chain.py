@@ -4,7 +4,6 @@ on the simulator's own samples (the oracle the stored violations are compared wi
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -31,11 +30,10 @@ def parse_ts(s: str) -> datetime:
 
 
 def same_value(a: float | None, b: float | None) -> bool:
-    """Equal to 15 significant digits: the agent's batch JSON is built by SQLite, which prints a
-    double with 15 significant digits (a round trip needs 17), so the last bits may differ."""
-    if a is None or b is None:
-        return a is b
-    return math.isclose(a, b, rel_tol=1e-14, abs_tol=0.0)
+    """The stored value is the value read, exactly (the agent's batch JSON carries 17
+    significant digits: edge_agent commit eddb0e8; before it, SQLite printed 15 and the last
+    bits of a double were lost)."""
+    return a == b
 
 
 def oracle(values: list[float], ts: list[datetime], rules: str) -> set[tuple[str, datetime]]:
@@ -94,7 +92,7 @@ def map_modbus(rows: list[asyncpg.Record], history: list[dict[str, Any]]) -> lis
     that sample's value, and indices never go back (None for bad rows). A value equal to the
     previous row's is taken as the next sample with that value (a stuck sensor) if there is one,
     else as the same sample read twice."""
-    # Compared as float32: what the register held (the stored double went through 15-digit JSON).
+    # Compared as float32: what the register held.
     f32 = [None if h["value"] is None else np.float32(h["value"]) for h in history]
     out: list[int | None] = []
     pos = -1

@@ -26,8 +26,7 @@ What is asserted, per disturbance and protocol:
   simulator sample, in the simulator's order; the violations recorded equal spc_core's on the
   stored series (SPC on ingest, batch by batch, equals a batch evaluation).
 
-Timestamps are compared at millisecond precision (the ingest contract's), values to 15
-significant digits (see `same_value`).
+Timestamps are compared at millisecond precision (the ingest contract's), values exactly.
 
 Detection windows: with a fixed seed the noise stream is fixed, but the sample at which the
 injection lands depends on timing, so the firing sample varies between runs. The windows below
@@ -272,8 +271,6 @@ async def test_each_disturbance_trips_its_rule_over_both_protocols(
                     differ = [(r["ts"], r["value"], by_ts[r["ts"]]["value"]) for r in rows
                               if not same_value(r["value"], by_ts[r["ts"]]["value"])
                               or (r["quality"] == 2) != (by_ts[r["ts"]]["quality"] == "bad")]
-                    # Values to 15 significant digits: the agent's batch JSON is built by
-                    # SQLite, which prints doubles with 15 (not the 17 a round trip needs).
                     assert not differ, f"{k}: stored values differ: {differ[:3]}"
                     index_of = {r["ts"]: by_ts[r["ts"]]["index"] for r in rows}
                     read = sorted(index_of.values())
