@@ -44,9 +44,17 @@ class Points:
     ts: list[datetime]
     data: np.ndarray
     sizes: np.ndarray | None = None
+    _epoch: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    @property
+    def epoch(self) -> np.ndarray:
+        """Timestamps as Unix seconds, computed once."""
+        if self._epoch is None:
+            self._epoch = np.fromiter((t.timestamp() for t in self.ts), float, len(self.ts))
+        return self._epoch
 
 
 @dataclass
@@ -196,8 +204,7 @@ def score_points(
     if not versions or n == 0:
         return out
     starts = np.array([v["effective_from"].timestamp() for v in versions])
-    stamps = np.array([t.timestamp() for t in points.ts])
-    which = np.searchsorted(starts, stamps, side="right") - 1
+    which = np.searchsorted(starts, points.epoch, side="right") - 1
     bounds = np.flatnonzero(np.diff(which)) + 1
     for a, b in zip(np.r_[0, bounds], np.r_[bounds, n], strict=True):
         if which[a] < 0:

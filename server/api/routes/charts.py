@@ -37,11 +37,11 @@ MAX_CHART_POINTS = 2_000_000  # what one downsampled request may read
 
 
 def downsample(
-    ts: list[datetime], stat: np.ndarray, keep_always: np.ndarray, buckets: int
+    stamps: np.ndarray, stat: np.ndarray, keep_always: np.ndarray, buckets: int
 ) -> np.ndarray:
     """Indices to keep: the lowest and highest statistic of each of `buckets` equal time
-    buckets, plus every index in `keep_always` (violations, bad samples), in time order."""
-    stamps = np.array([t.timestamp() for t in ts])
+    buckets (`stamps` in seconds, ascending), plus every index in `keep_always` (violations,
+    bad samples), in time order."""
     width = max((stamps[-1] - stamps[0]) / buckets, 1e-9)
     bucket = np.minimum(((stamps - stamps[0]) // width).astype(int), buckets - 1)
     finite = np.isfinite(stat)
@@ -112,14 +112,28 @@ async def chart(
     for v in violations:
         raised.setdefault(v["ts"], []).append(v["rule"])
     # (timestamp, index of a scored point, or -1 - j for bad sample j), in time order
-    order = sorted([(scored.ts[i], i) for i in range(lead, len(points))]
-                   + [(b["ts"], -1 - j) for j, b in enumerate(bad)])
+    good = range(lead, len(points))
+    if bad:
+        order = sorted([(scored.ts[i], i) for i in good]
+                       + [(b["ts"], -1 - j) for j, b in enumerate(bad)])
+    else:  # the common case: already in time order, no tuples to sort
+        order = list(zip(scored.ts[lead:], good, strict=True))
     reduced = downsample_ and len(order) > limit
     if reduced:
         # choose on the numbers first; only the kept points become response objects
-        stat = np.array([scored.statistic[i] if i >= 0 else np.nan for _, i in order])
-        always = np.array([i < 0 or bool(raised.get(t)) for t, i in order])
-        keep = downsample([t for t, _ in order], stat, always, max(limit // 2, 1))
+        index = np.fromiter((i for _, i in order), int, len(order))
+        is_good = index >= 0
+        stat = np.full(len(order), np.nan)
+        stat[is_good] = scored.statistic[index[is_good]]
+        stamps = np.full(len(order), np.nan)
+        stamps[is_good] = points.epoch[index[is_good]]
+        if not is_good.all():
+            stamps[~is_good] = [t.timestamp() for t, i in order if i < 0]
+        flagged = {t for t in raised}
+        always = ~is_good
+        if flagged:
+            always |= np.fromiter((t in flagged for t, _ in order), bool, len(order))
+        keep = downsample(stamps, stat, always, max(limit // 2, 1))
         order = [order[k] for k in keep]
     out = []
     for t, i in order:
