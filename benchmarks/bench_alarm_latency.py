@@ -10,7 +10,7 @@ server in this process that stamps each arrival with the wall clock). By default
 samples once per poll interval (--rate = 1/--poll), so a polled agent reads each sample; an event
 whose sample no poll read (a Modbus poll whose phase drifted past it) is counted as "not read".
 
-Each event is an 8-sigma shift for exactly one sample (`POST /disturbances` with
+Each event is a 10-sigma shift for exactly one sample (`POST /disturbances` with
 `for_samples: 1`), injected every --gap seconds: one sample beyond 3 sigma, which opens a WE 1
 alarm on both characteristics (`op.x`, `mb.x`, limits set to the process standard). The latency of
 an event on a protocol is
@@ -18,12 +18,13 @@ an event on a protocol is
     arrival of the webhook carrying that alarm (receiver's wall clock)
     - the violating sample's source timestamp (the simulator's /history: when it produced it)
 
-both read from the same system clock. The violating sample is found in /history (the one sample
-of the event beyond 5 sigma); the alarm is matched to it by time (Modbus carries no timestamp,
-so its alarm's first_ts is the agent's read time, after the sample's). What the latency holds:
-the wait for the next poll (up to --poll), the agent's buffer commit and the wait for the next
-upload (up to --upload, the agent's `upload.interval_s`), the ingest transaction with SPC, the
-webhook worker picking up the outbox row, and the HTTP POST.
+both read from the same system clock. The violating sample is found in /history: the one sample
+of the event beyond 4 sigma (10 sigma plus noise is below 4 with probability 1e-9, and the
+undisturbed noise beyond 4 with 6e-5 per sample). The alarm is matched to it by time (Modbus
+carries no timestamp, so its alarm's first_ts is the agent's read time, after the sample's).
+What the latency holds: the wait for the next poll (up to --poll), the agent's buffer commit and
+the wait for the next upload (up to --upload, the agent's `upload.interval_s`), the ingest
+transaction with SPC, the webhook worker picking up the outbox row, and the HTTP POST.
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.events):
             injected.append(time.time())
             ctl.post("/disturbances", json={"machine": "M1", "variable": "x", "kind": "shift",
-                                            "magnitude": 8.0, "for_samples": 1}
+                                            "magnitude": 10.0, "for_samples": 1}
                      ).raise_for_status()
             time.sleep(args.gap)
         time.sleep(3.0)
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()
 
         spikes = [datetime.fromisoformat(h["ts"]).timestamp() for h in history
-                  if h["value"] is not None and abs(h["value"] - MEAN) > 5 * SIGMA]
+                  if h["value"] is not None and abs(h["value"] - MEAN) > 4 * SIGMA]
         lat: dict[str, list[float]] = {p: [] for p in KEYS}
         missed = {p: 0 for p in KEYS}
         for i, t_sample in enumerate(spikes):
@@ -244,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{proto}: no alarm matched ({missed[proto]} events never read?)")
                 continue
             verdict = "met" if pct(v, 0.99) <= target else "NOT met"
+            over = sum(x > target for x in v)
             print(f"{proto:6s}: sample -> webhook p50 {pct(v, 0.5):6.0f} ms, "
-                  f"p99 {pct(v, 0.99):6.0f} ms, max {max(v):6.0f} ms over {len(v)} events "
-                  f"({missed[proto]} not read); target p99 <= {target:.0f} ms: {verdict}")
+                  f"p90 {pct(v, 0.9):6.0f} ms, p99 {pct(v, 0.99):6.0f} ms, max {max(v):6.0f} ms "
+                  f"over {len(v)} events ({missed[proto]} not read; {over} above "
+                  f"{target:.0f} ms); target p99 <= {target:.0f} ms: {verdict}")
         return 0
     finally:
         for proc in reversed(procs):
