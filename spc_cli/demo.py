@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the private database, keys and agent buffers live (.spc/)")
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                    help="use this PostgreSQL instead of a private one (DATABASE_URL)")
+    p.add_argument("--db-port", type=int, default=DB_PORT,
+                   help=f"port of the private PostgreSQL ({DB_PORT})")
     p.add_argument("--opcua-port", type=int, default=4840)
     p.add_argument("--modbus-port", type=int, default=5020)
     p.add_argument("--control-port", type=int, default=8081,
@@ -92,8 +94,9 @@ class Demo:
 
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
-        self.cluster = LocalCluster(self.dir / "pg", DB_PORT)
-        print(f"• database: private PostgreSQL in {self.cluster.base_dir} on port {DB_PORT}")
+        self.cluster = LocalCluster(self.dir / "pg", self.args.db_port)
+        print(f"• database: private PostgreSQL in {self.cluster.base_dir} "
+              f"on port {self.args.db_port}")
         self.cluster.start()
         return self.cluster.create_database("spc")
 
@@ -221,13 +224,26 @@ bore diameter's mean shifts by 3σ and rule violations appear. Press Ctrl-C to s
         return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Ctrl-C, and a service manager's SIGTERM, both stop everything in order. Set explicitly:
+    # a shell starting the demo in the background hands it SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     demo = Demo(args)
+    from server.core.localdb import LocalDatabaseError
+
     try:
         return demo.run()
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
         return 0
+    except LocalDatabaseError as exc:
+        print(f"spc demo: {exc}", file=sys.stderr)
+        return 1
     finally:
         demo.stop()
