@@ -149,12 +149,23 @@ def setup_series(url: str, admin: str, keys: list[str]) -> None:
 
 
 async def latency(url: str, agent: str, operator: str, series: list[str], rate: int,
-                  seconds: float) -> list[float]:
+                  per_second: int, seconds: float) -> list[float]:
     """ms from sending a batch with a 10-sigma point to its alarm event on the WebSocket."""
     ws_url = url.replace("http", "ws") + "/api/v1/ws"
     sent_at: dict[str, float] = {}
     got: list[float] = []
-    batch = rate // 10
+    batch = rate // per_second
+    every = max(1, per_second // 2)  # a 10-sigma point every 0.5 s
+    ticks = int(seconds * per_second)
+    bodies: list[tuple[bytes, str | None]] = []
+    for tick in range(ticks):  # encoded before the clock starts
+        base_us = 5_000_000_000_000 + tick * 1_000_000
+        body = json.loads(body_for(series, batch, base_us, tick))
+        ts = (T0 + timedelta(microseconds=base_us)).isoformat()
+        signal = tick % every == every - 1
+        body["samples"].append({"characteristic": "watched", "ts": ts,
+                                "value": 20.0 if signal else 10.0})
+        bodies.append((json.dumps(body).encode(), ts if signal else None))
     async with websockets.connect(ws_url) as ws, httpx.AsyncClient(base_url=url,
                                                                     timeout=30) as client:
         await ws.send(json.dumps({"auth": operator, "subscribe": ["watched"]}))
@@ -169,18 +180,11 @@ async def latency(url: str, agent: str, operator: str, series: list[str], rate: 
         listener = asyncio.create_task(listen())
         headers = {"Authorization": f"Bearer {agent}", "Content-Type": "application/json"}
         start = time.perf_counter()
-        tick = 0
-        while time.perf_counter() - start < seconds:
-            base_us = 5_000_000_000_000 + tick * 1_000_000
-            body = json.loads(body_for(series, batch, base_us, tick))
-            ts = (T0 + timedelta(microseconds=base_us)).isoformat().replace("+00:00", "Z")
-            value = 20.0 if tick % 5 == 4 else 10.0  # every 0.5 s a 10-sigma point
-            body["samples"].append({"characteristic": "watched", "ts": ts, "value": value})
-            if value > 15:
-                sent_at[ts.replace("Z", "+00:00")] = time.perf_counter()
-            await client.post("/api/v1/ingest", json=body, headers=headers)
-            tick += 1
-            await asyncio.sleep(max(0.0, start + tick * 0.1 - time.perf_counter()))
+        for tick, (content, signal_ts) in enumerate(bodies):
+            if signal_ts is not None:
+                sent_at[signal_ts] = time.perf_counter()
+            await client.post("/api/v1/ingest", content=content, headers=headers)
+            await asyncio.sleep(max(0.0, start + (tick + 1) / per_second - time.perf_counter()))
         await asyncio.sleep(1.0)
         listener.cancel()
     return got
@@ -198,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--series", type=int, default=50)
     p.add_argument("--rate", type=int, default=10_000, help="latency phase: samples per second")
+    p.add_argument("--batches-per-second", type=int, default=10,
+                   help="latency phase: requests per second carrying --rate samples")
     args = p.parse_args(argv)
 
     base = Path(tempfile.mkdtemp(prefix="spc-bench-"))
@@ -236,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         accepted = sum(a for _, a in results)
         ingest_rate = accepted / elapsed
 
-        lat = asyncio.run(latency(url, agent, operator, series, args.rate, args.seconds))
+        lat = asyncio.run(latency(url, agent, operator, series, args.rate,
+                                  args.batches_per_second, args.seconds))
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
         print(f"raw asyncpg COPY into the hypertable, batches of {args.batch}: "
               f"{raw:,.0f} rows/s")
@@ -244,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.series} series: {ingest_rate:,.0f} samples/s "
               f"({accepted:,} in {elapsed:.1f} s) = {ingest_rate / raw:.2f} of raw COPY")
         if lat:
-            print(f"ingest request -> alarm on the WebSocket at {args.rate:,} samples/s: "
+            print(f"ingest request -> alarm on the WebSocket at {args.rate:,} samples/s "
+                  f"({args.batches_per_second} requests/s): "
                   f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms over {len(lat)} alarms")
         else:
             print("latency: no alarm events received")
