@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from server.core.localdb import LocalCluster
 from tests.e2e.chain import parse_ts
@@ -30,6 +31,8 @@ from tests.reliability.chain import (
 
 BOUND = 200
 DOWN_S = 15.0  # 2 variables x 10 Hz x 15 s = 300 samples into a 200-sample buffer
+
+pytestmark = pytest.mark.slow
 
 
 async def test_full_buffer_drops_oldest_and_reports_them(

@@ -50,6 +50,7 @@ def small_fs(tmp_path: Path):
     "the buffer, SQLITE_FULL escapes and the uploader task dies silently (logged only at "
     "shutdown as 'task uploader failed'), so the buffer never drains and the space never frees; "
     "meanwhile the writer keeps unwritten samples in memory without bound, uncounted as dropped"))
+@pytest.mark.slow
 async def test_disk_full_buffer(pg_cluster: LocalCluster, tmp_path: Path, small_fs: Path,
                                 simulator_factory, agent_factory) -> None:
     server = start_live_server(pg_cluster, tmp_path)

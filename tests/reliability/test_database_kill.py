@@ -20,6 +20,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from server.core.localdb import LocalCluster
 from server.services import webhook_signing
@@ -38,6 +39,8 @@ from tests.reliability.chain import (
 )
 from tests.security.helpers import ReceiverProcess
 from tests.server.helpers import batch_headers, samples
+
+pytestmark = pytest.mark.slow
 
 
 async def test_database_kill_during_ingest_loses_nothing(

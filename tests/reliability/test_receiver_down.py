@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from server.core.localdb import LocalCluster
 from server.services import webhook_signing
@@ -30,6 +31,8 @@ from tests.reliability.chain import (
 from tests.security.helpers import ReceiverProcess
 
 DOWN_S = 8.0
+
+pytestmark = pytest.mark.slow
 
 
 def failed_attempts(server_url: str) -> int:

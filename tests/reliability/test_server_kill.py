@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from server.core.localdb import LocalCluster
 from server.services import webhook_signing
@@ -27,6 +28,8 @@ from tests.reliability.chain import (
     wait_caught_up,
 )
 from tests.security.helpers import ReceiverProcess
+
+pytestmark = pytest.mark.slow
 
 
 async def test_server_kill9_during_ingest_loses_nothing(

@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from server.core.localdb import LocalCluster
 from tests.fixtures.server import start_live_server
@@ -18,6 +19,8 @@ from tests.server.helpers import batch_headers, samples
 CLIENTS = 500
 POINTS = 200  # on the characteristic the 500 clients watch, in batches of 20
 FLOOD = 20_000  # on another one only the slow client watches, in batches of 2,000
+
+pytestmark = pytest.mark.slow
 
 
 async def test_500_clients_and_a_slow_one(pg_cluster: LocalCluster, tmp_path: Path) -> None:
