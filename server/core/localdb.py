@@ -61,6 +61,7 @@ class LocalCluster:
     port: int
     timescaledb: bool = True
     major: int = 0  # 0: choose_major()
+    durable: bool = True  # False: fsync and synchronous commit off (tests only)
 
     def __post_init__(self) -> None:
         if not self.major:
@@ -138,12 +139,12 @@ class LocalCluster:
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
             f"-k {self.base_dir}",
-            # A throwaway cluster: durability across an OS crash is not needed, speed is.
-            "-c fsync=off",
-            "-c synchronous_commit=off",
-            "-c full_page_writes=off",
             "-c max_connections=200",
         ]
+        if not self.durable:
+            # A throwaway test cluster: speed over surviving a crash. Never for the demo: an
+            # acknowledged sample must survive a crash of the database.
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         if self.timescaledb and timescaledb_installed(self.major):
             options += [
                 "-c shared_preload_libraries=timescaledb",

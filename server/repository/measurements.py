@@ -123,6 +123,38 @@ async def span(
     )
 
 
+async def reduced_range(
+    conn: asyncpg.Connection, characteristic_id: int, start: datetime, end: datetime,
+    buckets: int,
+) -> list[asyncpg.Record]:
+    """The lowest and highest good value of each of `buckets` equal time buckets of
+    [start, end], the first bad sample of each, and every sample that completed a rule
+    violation: a long range reduced in the database, so months of data never leave it."""
+    return await conn.fetch(
+        """WITH pts AS (
+               SELECT ts, value, quality, sample_size,
+                      floor(extract(epoch FROM ts - $2) / $4)::bigint AS bucket
+               FROM measurements
+               WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3)
+           SELECT ts, value, quality, sample_size FROM (
+               (SELECT DISTINCT ON (bucket) ts, value, quality, sample_size FROM pts
+                WHERE quality < 2 ORDER BY bucket, value, ts)
+               UNION
+               (SELECT DISTINCT ON (bucket) ts, value, quality, sample_size FROM pts
+                WHERE quality < 2 ORDER BY bucket, value DESC, ts)
+               UNION
+               (SELECT DISTINCT ON (bucket) ts, value, quality, sample_size FROM pts
+                WHERE quality = 2 ORDER BY bucket, ts)
+               UNION
+               (SELECT p.ts, p.value, p.quality, p.sample_size FROM pts p
+                WHERE EXISTS (SELECT 1 FROM violations v
+                              WHERE v.characteristic_id = $1 AND v.ts = p.ts))
+           ) kept ORDER BY ts""",
+        characteristic_id, start, end,
+        max((end - start).total_seconds() / buckets, 1e-6),
+    )
+
+
 async def export_rows(
     conn: asyncpg.Connection, characteristic_id: int, start: datetime | None,
     end: datetime | None,

@@ -34,6 +34,9 @@ def check_range(start: datetime | None, end: datetime | None) -> None:
 
 
 MAX_CHART_POINTS = 2_000_000  # what one downsampled request may read
+# Charts whose statistic is the sample's value and whose points do not depend on each other
+# (Shewhart): a long range is reduced in the database before scoring.
+REDUCED_IN_DATABASE = frozenset({"imr", "c", "np"})
 
 
 def downsample(
@@ -102,7 +105,19 @@ async def chart(
         row = await _get(conn, key)
         versions = await limits_repo.versions(conn, row["id"])
         fetch = MAX_CHART_POINTS if downsample_ else limit
-        points, bad, lead = await load_points(conn, row, versions, start, end, fetch)
+        in_database = False
+        if downsample_ and row["chart_type"] in REDUCED_IN_DATABASE:
+            extent = await measurements_repo.span(conn, row["id"], start, end)
+            in_database = extent["n"] > limit
+        if in_database:
+            # buckets over the data's own extent within the range, as an operator zooms
+            rows = await measurements_repo.reduced_range(
+                conn, row["id"], extent["first"], extent["last"], max(limit // 2, 1))
+            bad = [r for r in rows if r["quality"] >= 2]
+            points = spc_eval.to_points(row["chart_type"], [r for r in rows if r["quality"] < 2])
+            lead = 0
+        else:
+            points, bad, lead = await load_points(conn, row, versions, start, end, fetch)
         stamps = points.ts + [b["ts"] for b in bad]
         violations = (await alarms_repo.violations_in(conn, row["id"], min(stamps), max(stamps))
                       if stamps else [])
@@ -118,8 +133,8 @@ async def chart(
                        + [(b["ts"], -1 - j) for j, b in enumerate(bad)])
     else:  # the common case: already in time order, no tuples to sort
         order = list(zip(scored.ts[lead:], good, strict=True))
-    reduced = downsample_ and len(order) > limit
-    if reduced:
+    reduced = in_database or (downsample_ and len(order) > limit)
+    if reduced and not in_database:
         # choose on the numbers first; only the kept points become response objects
         index = np.fromiter((i for _, i in order), int, len(order))
         is_good = index >= 0
@@ -138,7 +153,11 @@ async def chart(
     out = []
     for t, i in order:
         if i >= 0:
-            out.append({**scored.point(i), "quality": "good", "violations": raised.get(t, [])})
+            point = {**scored.point(i), "quality": "good", "violations": raised.get(t, [])}
+            if in_database:
+                # neighbours in a reduced series are not neighbours in the process
+                point["companion"] = None
+            out.append(point)
         else:
             out.append({"ts": t.isoformat(), "statistic": None, "center": None, "ucl": None,
                         "lcl": None, "sigma": None, "quality": "bad", "limits_version": None,
