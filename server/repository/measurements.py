@@ -135,21 +135,22 @@ async def reduced_range(
                SELECT ts, value, quality, sample_size,
                       floor(extract(epoch FROM ts - $2) / $4)::bigint AS bucket
                FROM measurements
-               WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3)
-           SELECT ts, value, quality, sample_size FROM (
-               (SELECT DISTINCT ON (bucket) ts, value, quality, sample_size FROM pts
-                WHERE quality < 2 ORDER BY bucket, value, ts)
-               UNION
-               (SELECT DISTINCT ON (bucket) ts, value, quality, sample_size FROM pts
-                WHERE quality < 2 ORDER BY bucket, value DESC, ts)
-               UNION
-               (SELECT DISTINCT ON (bucket) ts, value, quality, sample_size FROM pts
-                WHERE quality = 2 ORDER BY bucket, ts)
-               UNION
-               (SELECT p.ts, p.value, p.quality, p.sample_size FROM pts p
-                WHERE EXISTS (SELECT 1 FROM violations v
-                              WHERE v.characteristic_id = $1 AND v.ts = p.ts))
-           ) kept ORDER BY ts""",
+               WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3),
+           ranked AS (
+               SELECT ts, value, quality, sample_size,
+                      row_number() OVER (PARTITION BY bucket, quality = 2
+                                         ORDER BY value, ts) AS lo,
+                      row_number() OVER (PARTITION BY bucket, quality = 2
+                                         ORDER BY value DESC, ts) AS hi
+               FROM pts)
+           SELECT ts, value, quality, sample_size FROM ranked
+           WHERE lo = 1 OR (hi = 1 AND quality < 2)
+           UNION
+           SELECT m.ts, m.value, m.quality, m.sample_size
+           FROM violations v JOIN measurements m
+             ON m.characteristic_id = v.characteristic_id AND m.ts = v.ts
+           WHERE v.characteristic_id = $1 AND v.ts >= $2 AND v.ts <= $3
+           ORDER BY ts""",
         characteristic_id, start, end,
         max((end - start).total_seconds() / buckets, 1e-6),
     )
