@@ -50,6 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await asyncpg.create_pool(
             settings.database_url, min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
+            # asyncpg prepares every statement; after five runs PostgreSQL may switch to a
+            # generic plan that cannot exclude hypertable chunks by the actual time range and
+            # can choose a nested loop that turns a one-second chart query into half a minute.
+            server_settings={"plan_cache_mode": "force_custom_plan"},
         )
         async with pool.acquire() as conn:
             app.state.storage = await db.detect_storage(conn)
