@@ -56,6 +56,7 @@ REQUIRED: dict[tuple[str, str], tuple[str | None, str, Callable[[], dict[str, An
         lambda: {"agent": "sec-agent", "buffer_depth": 0, "dropped": 0, "sources": []})),
     # read
     ("GET", "/api/v1/hierarchy"): ("operator", "/api/v1/hierarchy", _req()),
+    ("GET", "/api/v1/me"): ("operator", "/api/v1/me", _req()),
     ("GET", "/api/v1/characteristics"): ("operator", "/api/v1/characteristics", _req()),
     ("GET", "/api/v1/characteristics/{key}"): ("operator", f"/api/v1/characteristics/{CHAR}",
                                                _req()),
