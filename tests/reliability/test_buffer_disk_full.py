@@ -75,9 +75,9 @@ async def test_disk_full_buffer(pg_cluster: LocalCluster, tmp_path: Path, small_
         server.start()
         until = latest_sample_ts(sim)
         try:
-            await wait_caught_up(conn, until, timeout=10)
+            await wait_caught_up(conn, until, timeout=8)
         except AssertionError as exc:
-            agent.stop()
+            agent.kill()
             raise AssertionError(f"{exc}; agent log:\n{agent.log[-1500:]}") from None
         alive = agent.process.poll() is None
         agent.stop()
