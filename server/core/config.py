@@ -36,6 +36,8 @@ class Settings(BaseModel):
     # Comma-separated URL prefixes webhooks may target; empty = any http(s) URL.
     webhook_allowlist: str = ""
     ws_queue_size: int = Field(1000, ge=1)
+    # Chart ranges with more points than this are reduced in the database (weeks at 1 Hz).
+    chart_reduce_in_database_above: int = Field(300_000, ge=1)
     # An agent with no heartbeat for this long raises an "agent silent" alarm.
     agent_silent_after_s: float = Field(60.0, gt=0)
     watchdog_interval_s: float = Field(5.0, gt=0)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import random
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.server import LiveServer
+from server.core.localdb import LocalCluster
+from tests.fixtures.server import LiveServer, start_live_server
 from tests.server.helpers import batch_headers, samples
 
 N = 2000
@@ -79,3 +81,34 @@ def test_bad_chart_queries(live_server: LiveServer, long_series: list[float]) ->
         assert r.status_code == 422 and "limit" in r.json()["detail"]
         assert c.get("/characteristics/nope/chart").status_code == 404
         assert c.get("/characteristics/nope/export.csv").status_code == 404
+
+
+def test_long_ranges_are_reduced_in_the_database(
+    pg_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    server = start_live_server(pg_cluster, tmp_path, SPC_CHART_REDUCE_IN_DATABASE_ABOVE="500")
+    try:
+        with server.client("engineer") as c:
+            c.post("/characteristics", json={"key": "db", "name": "db", "baseline_points": 0})
+            c.post("/characteristics/db/limits", json={
+                "center": 0.0, "sigma": 1.0, "reason": "known",
+                "effective_from": "2026-01-01T00:00:00Z"})
+        rng = random.Random(3)
+        values = [max(-2.9, min(2.9, rng.gauss(0.0, 0.5))) for _ in range(N)]
+        values[1500], values[99] = 9.0, -2.95
+        batch = samples("db", values)
+        batch[700].update(value=None, quality="bad")
+        httpx.post(f"{server.url}/api/v1/ingest", json={"samples": batch},
+                   headers=batch_headers(server.headers("agent")), timeout=60).raise_for_status()
+        with server.client("operator") as c:
+            small = c.get("/characteristics/db/chart",
+                          params={"limit": 100, "downsample": True}).json()
+        assert small["downsampled"] and len(small["points"]) < N // 4
+        stats = [p["statistic"] for p in small["points"] if p["statistic"] is not None]
+        assert max(stats) == 9.0 and min(stats) == -2.95
+        assert any("we1" in p["violations"] for p in small["points"])
+        assert any(p["quality"] == "bad" for p in small["points"])
+        # neighbours in the reduced series are not neighbours in the process: no moving range
+        assert all(p.get("companion") is None for p in small["points"])
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from server.api.deps import OperatorKey, Pool
+from server.api.deps import AppSettings, OperatorKey, Pool
 from server.api.routes.characteristics import _get, to_public
 from server.exceptions import InvalidRequest
 from server.models import QUALITY_NAMES, ChartPublic, LimitsPublic, Timestamp
@@ -35,7 +35,9 @@ def check_range(start: datetime | None, end: datetime | None) -> None:
 
 MAX_CHART_POINTS = 2_000_000  # what one downsampled request may read
 # Charts whose statistic is the sample's value and whose points do not depend on each other
-# (Shewhart): a long range is reduced in the database before scoring.
+# (Shewhart): a range of more than SPC_CHART_REDUCE_IN_DATABASE_ABOVE points (weeks at 1 Hz) is
+# reduced in the database before scoring, so it never leaves it whole. Shorter ranges are
+# scored whole and reduced here, which keeps the moving ranges of the kept points true.
 REDUCED_IN_DATABASE = frozenset({"imr", "c", "np"})
 
 
@@ -86,7 +88,7 @@ async def load_points(conn, characteristic, versions, start, end, limit):
 
 @router.get("/{key}/chart", response_model=ChartPublic)
 async def chart(
-    key: str, pool: Pool, principal: OperatorKey,
+    key: str, pool: Pool, settings: AppSettings, principal: OperatorKey,
     start: Timestamp | None = None, end: Timestamp | None = None,
     limit: int = Query(500, ge=10, le=200_000, description="most points to return"),
     downsample_: bool = Query(False, alias="downsample", description=(
@@ -108,7 +110,7 @@ async def chart(
         in_database = False
         if downsample_ and row["chart_type"] in REDUCED_IN_DATABASE:
             extent = await measurements_repo.span(conn, row["id"], start, end)
-            in_database = extent["n"] > limit
+            in_database = extent["n"] > max(limit, settings.chart_reduce_in_database_above)
         if in_database:
             # buckets over the data's own extent within the range, as an operator zooms
             rows = await measurements_repo.reduced_range(
