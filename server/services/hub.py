@@ -1,35 +1,44 @@
 """Fan-out of live events to WebSocket clients without ever blocking ingest.
 
-Each client has a bounded queue. Publishing is `put_nowait`: a client too slow to drain its queue
-loses its oldest messages (counted, and told with a `{"type": "overflow"}` message) instead of
-slowing the ingest path that publishes.
+Subscribers are indexed by characteristic key, so publishing a point costs the number of clients
+watching that characteristic, not the number connected; each event is encoded to JSON once,
+whoever receives it. Each client has a bounded queue: publishing is `put_nowait`, and a client too
+slow to drain its queue loses its oldest messages (counted, and told with an
+`{"type": "overflow", "dropped": n}` message) instead of slowing the ingest path that publishes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+EVERYTHING = "*"
+# Sent in place of events when the client's key is revoked; compared by identity.
+REVOKED = json.dumps({"type": "error", "detail": "the API key was revoked"})
 
 
 @dataclass(eq=False)
 class Subscriber:
-    queue: asyncio.Queue[dict[str, Any]]
-    keys: set[str] = field(default_factory=set)  # characteristic keys, or {"*"}
+    queue: asyncio.Queue[str]
+    keys: frozenset[str] = field(default_factory=frozenset)  # characteristic keys, or {"*"}
     dropped: int = 0
+    reported: int = 0  # drops already told to the client
     key_id: int | None = None  # the API key the client logged in with
 
-    def wants(self, key: str | None) -> bool:
-        return "*" in self.keys or key is None or key in self.keys
-
-
-REVOKED: dict[str, Any] = {"type": "error", "detail": "the API key was revoked"}
+    def overflow_message(self) -> str | None:
+        if self.dropped == self.reported:
+            return None
+        lost, self.reported = self.dropped - self.reported, self.dropped
+        return json.dumps({"type": "overflow", "dropped": lost})
 
 
 class Hub:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
+        self._by_key: dict[str, set[Subscriber]] = {}
         self.published = 0
         self.dropped = 0
 
@@ -38,28 +47,49 @@ class Hub:
         self.subscribers.add(sub)
         return sub
 
+    def subscribe(self, sub: Subscriber, keys: set[str]) -> None:
+        """Replace what `sub` watches."""
+        self._unindex(sub)
+        sub.keys = frozenset(keys)
+        for key in sub.keys:
+            self._by_key.setdefault(key, set()).add(sub)
+
     def disconnect(self, sub: Subscriber) -> None:
+        self._unindex(sub)
         self.subscribers.discard(sub)
+
+    def _unindex(self, sub: Subscriber) -> None:
+        for key in sub.keys:
+            watchers = self._by_key.get(key)
+            if watchers is not None:
+                watchers.discard(sub)
+                if not watchers:
+                    del self._by_key[key]
 
     def revoke(self, key_id: int) -> int:
         """End the streams of clients logged in with a key just revoked; how many."""
-        ended = 0
-        for sub in self.subscribers:
-            if sub.key_id == key_id:
-                if sub.queue.full():
-                    sub.queue.get_nowait()
-                sub.queue.put_nowait(REVOKED)
-                ended += 1
-        return ended
+        ended = [sub for sub in self.subscribers if sub.key_id == key_id]
+        for sub in ended:
+            self._put(sub, REVOKED, count=False)
+        return len(ended)
 
     def publish(self, event: dict[str, Any]) -> None:
         key = event.get("characteristic")
         self.published += 1
-        for sub in self.subscribers:
-            if not sub.wants(key):
-                continue
-            if sub.queue.full():
-                sub.queue.get_nowait()
+        if key is None:  # about the collection chain, not one characteristic: for everyone
+            targets = self.subscribers
+        else:
+            targets = self._by_key.get(EVERYTHING, set()) | self._by_key.get(key, set())
+        if not targets:
+            return
+        text = json.dumps(event, default=str)
+        for sub in targets:
+            self._put(sub, text)
+
+    def _put(self, sub: Subscriber, text: str, count: bool = True) -> None:
+        if sub.queue.full():
+            sub.queue.get_nowait()
+            if count:
                 sub.dropped += 1
                 self.dropped += 1
-            sub.queue.put_nowait(event)
+        sub.queue.put_nowait(text)

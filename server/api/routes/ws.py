@@ -51,7 +51,7 @@ async def live(websocket: WebSocket) -> None:
         return
     hub = app.state.hub
     sub = hub.connect()
-    sub.keys = keys
+    hub.subscribe(sub, keys)
     await websocket.send_json({"type": "subscribed", "keys": sorted(keys)})
 
     key = first.get("auth", "")
@@ -63,9 +63,9 @@ async def live(websocket: WebSocket) -> None:
         # elsewhere (`spc keys revoke`) within REAUTH_INTERVAL_S of the next event.
         nonlocal checked
         while True:
-            event = await sub.queue.get()
-            if event is REVOKED:
-                await websocket.send_json(event)
+            text = await sub.queue.get()
+            if text is REVOKED:
+                await websocket.send_text(text)
                 await websocket.close(POLICY_VIOLATION)
                 return
             if time.monotonic() - checked > REAUTH_INTERVAL_S:
@@ -76,12 +76,15 @@ async def live(websocket: WebSocket) -> None:
                     await websocket.close(POLICY_VIOLATION)
                     return
                 checked = time.monotonic()
-            await websocket.send_json(event)
+            overflow = sub.overflow_message()
+            if overflow is not None:
+                await websocket.send_text(overflow)
+            await websocket.send_text(text)
 
     async def listen() -> None:
         while True:
             message = json.loads(await websocket.receive_text())
-            sub.keys = parse_subscription(message)
+            hub.subscribe(sub, parse_subscription(message))
             await websocket.send_json({"type": "subscribed", "keys": sorted(sub.keys)})
 
     tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
