@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server.exceptions import SPCError
 
 MAX_REPORTED = 5
+RETRY_AFTER_S = 5
+# The database going away mid-request: a 503, not a 500 with a traceback.
+DATABASE_DOWN = (
+    ConnectionError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError, asyncpg.AdminShutdownError,
+)
 
 
 class ErrorBody(BaseModel):
@@ -85,6 +92,16 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse({"detail": str(exc.detail), "error": "HTTPError"},
                             status_code=exc.status_code, headers=headers)
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # transient: agents keep their batch and retry; nothing was written
+        return JSONResponse(
+            {"detail": "the database is unavailable; retry later", "error": "Unavailable"},
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for error in DATABASE_DOWN:
+        app.add_exception_handler(error, database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -119,6 +119,10 @@ def test_health_reports_503_while_the_database_is_down(tmp_path: Path) -> None:
             cluster.stop("immediate")
             r = httpx.get(f"{server.url}/api/v1/health", timeout=30)
             assert r.status_code == 503 and r.json()["status"] == "degraded"
+            # an agent's batch now: transient, with a hint when to retry, not a 500
+            r = httpx.post(f"{server.url}/api/v1/ingest", json={"samples": []},
+                           headers=batch_headers(server.headers("agent")), timeout=30)
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
             cluster.start()
             deadline = time.monotonic() + 30
             while httpx.get(f"{server.url}/api/v1/health", timeout=30).status_code != 200:
