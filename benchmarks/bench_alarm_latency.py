@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                   "heartbeat": {"interval_s": 10}}
         agents = {
             "opcua": {"kind": "opcua", "name": "m1-opcua", "mode": "poll", "skip_unchanged": True,
+                      "security": {"policy": "None", "allow_insecure": True},  # loopback
                       "endpoint": f"opc.tcp://127.0.0.1:{ports['opcua']}/shopfloor-spc/",
                       "interval_s": args.poll,
                       "tags": [{"node_id": "ns=2;s=Bench.M1.x", "characteristic": KEYS["opcua"]}]},

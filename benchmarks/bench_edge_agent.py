@@ -197,6 +197,7 @@ def agent_config(tmp: Path, url: str, mport: int, registers: int,
             sources.append({
                 "kind": "opcua", "name": f"bench-opcua-{first + start}",
                 "endpoint": f"opc.tcp://127.0.0.1:{port}/bench/", "mode": "subscribe",
+                "security": {"policy": "None", "allow_insecure": True},  # loopback
                 "interval_s": 1.0 / rate, "sampling_interval_ms": 1000.0 / rate,
                 "queue_size": 10, "timeout_s": 10,
                 "tags": [{"node_id": f"ns=2;s=v{i}", "characteristic": f"ua{first + i}"}

@@ -19,6 +19,9 @@ def agent_config(
         source: dict[str, Any] = {
             "kind": "opcua", "name": "cnc1-opcua", "mode": "poll", "interval_s": interval_s,
             "endpoint": f"opc.tcp://127.0.0.1:{opcua_port}/shopfloor-spc/",
+            # The demo's simulator listens on loopback only and offers no security; a plant's
+            # agent pins the PLC's certificate instead (edge_agent/examples/opcua.yaml).
+            "security": {"policy": "None", "allow_insecure": True},
             "tags": [{"node_id": c["source"]["node"], "characteristic": c["key"],
                       "unit": c["unit"]} for c in polled],
             # one sample per inspected lot: read the count when the lot counter changes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from asyncua import Client, Node, ua
 from asyncua.crypto import security_policies
 from asyncua.ua.uaerrors import UaError
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from edge_agent.sources.base import (
     Quality,
@@ -45,26 +46,93 @@ class OpcuaTag(StrictModel):
     deadband: float | None = Field(None, ge=0, description="absolute deadband (subscriptions)")
 
 
+SECURE_OR_OPT_OUT = (
+    "set security: {policy: Basic256Sha256, mode: SignAndEncrypt, certificate: <agent cert>, "
+    "private_key: <agent key>, trusted_server_certs: [<the server's certificate>]}, or, only on "
+    "an isolated cell network, opt out explicitly with security: {policy: None, "
+    "allow_insecure: true}")
+
+
 class OpcuaSecurity(StrictModel):
-    policy: Literal["None", "Basic256Sha256"] = "None"
-    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    """How the channel to the server is secured. There is no silent default: a source states
+    either a secured policy with the server's certificate pinned, or `policy: None` together
+    with `allow_insecure: true`."""
+
+    policy: Literal["None", "Basic256Sha256"] = Field(
+        description="Basic256Sha256 (signed or signed and encrypted), or None (clear text)")
+    mode: Literal["None", "Sign", "SignAndEncrypt"] | None = Field(
+        None, description="default: SignAndEncrypt with Basic256Sha256, None with None")
+    allow_insecure: bool = Field(
+        False, validate_default=True, description="required with policy None: no signature, "
+        "no encryption and no check of the server's identity, accepted knowingly")
     certificate: Path | None = Field(None, description="client certificate (DER or PEM)")
     private_key: Path | None = Field(None, description="client private key (PEM)")
     private_key_password: SecretStr | None = None
     server_certificate: Path | None = Field(
-        None, description="trusted server certificate; without it the endpoint's is used")
+        None, description="the server's certificate, pinned: the channel is secured with it "
+        "and a server presenting another one is refused")
     trusted_server_certs: list[Path] = Field(
-        default_factory=list,
-        description="the server's certificate must be one of these (empty: any)")
+        default_factory=list, validate_default=True,
+        description="the server's certificate must be one of these")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") is None and "policy" in data:
+            data = {**data, "mode": "None" if data["policy"] == "None" else "SignAndEncrypt"}
+        return data
+
+    # Field validators (rather than one model validator) so that the error names the field.
+    @field_validator("allow_insecure")
+    @classmethod
+    def _insecure_acknowledged(cls, value: bool, info: ValidationInfo) -> bool:
+        policy = info.data.get("policy")
+        if policy == "None" and not value:
+            raise ValueError(
+                "policy None means no signature, no encryption and no check of the server's "
+                "identity: set allow_insecure: true to accept that (only on an isolated cell "
+                "network), or use policy: Basic256Sha256 with certificate, private_key and "
+                "trusted_server_certs")
+        if policy not in (None, "None") and value:
+            raise ValueError(f"allow_insecure goes only with policy None (policy is {policy}); "
+                             "remove it")
+        return value
+
+    @field_validator("trusted_server_certs")
+    @classmethod
+    def _server_pinned(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        policy = info.data.get("policy")
+        if policy not in (None, "None") and not value and \
+                info.data.get("server_certificate") is None:
+            raise ValueError(
+                f"policy {policy} needs the server's certificate pinned, or any endpoint (and "
+                "any man in the middle) is trusted: list it here, e.g. trusted_server_certs: "
+                "[/etc/spc-agent/pki/trusted/plc.der] (DER or PEM, exported from the PLC and "
+                "checked by its fingerprint), or set server_certificate")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> OpcuaSecurity:
-        if (self.policy == "None") != (self.mode == "None"):
-            raise ValueError("policy None goes with mode None; Basic256Sha256 needs mode "
-                             "Sign or SignAndEncrypt")
-        if self.policy != "None" and (self.certificate is None or self.private_key is None):
-            raise ValueError(f"policy {self.policy} needs certificate and private_key paths")
+        if self.policy == "None":
+            if self.mode != "None":
+                raise ValueError(f"mode {self.mode} needs policy Basic256Sha256")
+            pki = [name for name in ("certificate", "private_key", "server_certificate")
+                   if getattr(self, name) is not None]
+            if pki or self.trusted_server_certs:
+                raise ValueError(f"policy None uses no certificates; remove "
+                                 f"{', '.join(pki or ['trusted_server_certs'])} or set "
+                                 "policy: Basic256Sha256")
+            return self
+        if self.mode == "None":
+            raise ValueError(f"policy {self.policy} needs mode Sign or SignAndEncrypt")
+        if self.certificate is None or self.private_key is None:
+            raise ValueError(f"policy {self.policy} needs certificate and private_key paths "
+                             "(the agent's own certificate, trusted on the server)")
         return self
+
+    @property
+    def secured(self) -> bool:
+        return self.policy != "None"
 
 
 class OpcuaTrigger(StrictModel):
@@ -82,7 +150,9 @@ class OpcuaConfig(SourceConfig):
     mode: Literal["poll", "subscribe"] = "poll"
     username: str | None = None
     password: SecretStr | None = None
-    security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
+    # No default: a missing `security` is refused with what to write (see _security_stated).
+    security: OpcuaSecurity = Field(None, validate_default=True,  # type: ignore[assignment]
+                                    description="required: secured, or explicitly insecure")
     sampling_interval_ms: float | None = Field(
         None, ge=0, description="subscriptions: server sampling interval; default interval_s")
     queue_size: int = Field(10, ge=0, description="subscriptions: server-side queue per item")
@@ -91,6 +161,14 @@ class OpcuaConfig(SourceConfig):
         "the last poll, so one measurement is one sample")
     tags: list[OpcuaTag] = Field(default_factory=list)
     triggers: list[OpcuaTrigger] = Field(default_factory=list)
+
+    @field_validator("security", mode="before")
+    @classmethod
+    def _security_stated(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("required: say how this OPC UA source is secured: "
+                             + SECURE_OR_OPT_OUT)
+        return value
 
     @model_validator(mode="after")
     def _something_to_read(self) -> OpcuaConfig:
@@ -136,6 +214,7 @@ class OpcuaSource(Source):
         self._trigger_seen: dict[ua.NodeId, bool] = {}
         self._trigger_tasks: set[asyncio.Task[None]] = set()
         self._pump_task: asyncio.Task[None] | None = None
+        self._warned_insecure = False
 
     async def _resolve(self, client: Client, node_id: str) -> Node:
         """Turn a configured node id into a Node for this connection."""
@@ -165,8 +244,13 @@ class OpcuaSource(Source):
             if cfg.password is not None:
                 client.set_password(cfg.password.get_secret_value())
         sec = cfg.security
-        if sec.policy != "None":
+        if sec.secured:
             await self._apply_security(client, sec)
+        elif not self._warned_insecure:
+            self._warned_insecure = True
+            log.warning("%s: OPC UA without security (security.allow_insecure): values and "
+                        "credentials travel in clear and the server is not authenticated",
+                        cfg.name)
         return client
 
     async def _apply_security(self, client: Client, sec: OpcuaSecurity) -> None:
@@ -183,22 +267,32 @@ class OpcuaSource(Source):
             client.application_uri = uris[0]
         mode = getattr(ua.MessageSecurityMode, sec.mode)
         policy = security_policies.SecurityPolicyBasic256Sha256
+        # The certificate the endpoint presents, fetched over the unsecured GetEndpoints call:
+        # used only to refuse early with a clear message, never to decide whom to trust.
+        endpoints = await client.connect_and_get_server_endpoints()
+        try:
+            endpoint = Client.find_endpoint(endpoints, mode, policy.URI)
+        except ValueError as exc:
+            raise SourceError(f"the server offers no {sec.policy} {sec.mode} endpoint") from exc
+        presented = _first_certificate(endpoint.ServerCertificate)
         if sec.server_certificate is not None:
             server_der = _der_of(await _load_cert(sec.server_certificate))
+            if presented != server_der:
+                raise SourceError(
+                    f"the server presents a certificate (SHA-256 {fingerprint(presented)}) other "
+                    f"than security.server_certificate {sec.server_certificate} "
+                    f"({fingerprint(server_der)}); refusing to connect")
         else:
-            # Ask the endpoint for its certificate over an unsecured channel (GetEndpoints).
-            endpoints = await client.connect_and_get_server_endpoints()
-            try:
-                endpoint = Client.find_endpoint(endpoints, mode, policy.URI)
-            except ValueError as exc:
-                raise SourceError(f"the server offers no {sec.policy} {sec.mode} endpoint"
-                                  ) from exc
-            server_der = _first_certificate(endpoint.ServerCertificate)
+            server_der = presented
         if sec.trusted_server_certs:
             trusted = {_der_of(await _load_cert(p)) for p in sec.trusted_server_certs}
             if server_der not in trusted:
-                raise SourceError("the server's certificate is not in "
-                                  "security.trusted_server_certs; refusing to connect")
+                raise SourceError(
+                    f"the server's certificate (SHA-256 {fingerprint(server_der)}) is not in "
+                    "security.trusted_server_certs; refusing to connect (if it is the PLC's "
+                    "own, as its fingerprint on the PLC shows, add it to the list)")
+        # From here the channel is secured with `server_der`, and asyncua checks that the
+        # session's server certificate is the same one.
         password = (sec.private_key_password.get_secret_value()
                     if sec.private_key_password else None)
         try:
@@ -410,6 +504,11 @@ def _der_of(cert: Any) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return cert.public_bytes(Encoding.DER)
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 of a DER certificate as the PLCs and `openssl x509 -fingerprint` show it."""
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
 def _first_certificate(der: bytes) -> bytes:

@@ -30,6 +30,7 @@ def test_injected_shift_marks_the_chart_and_turns_the_tile_red(
         "server": {"url": live_server.url, "api_key": live_server.agent_key},
         "upload": {"batch_size": 200, "interval_s": 0.2},
         "sources": [{"kind": "opcua", "name": "cnc1", "endpoint": sim.opcua_endpoint,
+                     "security": {"policy": "None", "allow_insecure": True},
                      "mode": "poll", "interval_s": 0.1,
                      "tags": [{"node_id": "ns=2;s=Line1.CNC1.bore_diameter",
                                "characteristic": "cnc1_bore", "unit": "mm"}]}],

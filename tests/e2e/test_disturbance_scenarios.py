@@ -186,9 +186,11 @@ def start_agents(server: LiveServer, sim: RunningSimulator, agent_factory) -> No
         "agent": {"name": "e2e-dist-opcua"}, **common,
         "sources": [
             {"kind": "opcua", "name": "m1-opcua-sub", "endpoint": sim.opcua_endpoint,
+             "security": {"policy": "None", "allow_insecure": True},
              "mode": "subscribe", "interval_s": 0.1, "queue_size": 20,
              "tags": tags(SUBSCRIBED)},
             {"kind": "opcua", "name": "m1-opcua-poll", "endpoint": sim.opcua_endpoint,
+             "security": {"policy": "None", "allow_insecure": True},
              "mode": "poll", "skip_unchanged": True, "interval_s": OPCUA_POLL_S,
              "tags": tags(POLLED)},
         ],

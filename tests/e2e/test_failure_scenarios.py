@@ -69,6 +69,7 @@ def start_agents(server: LiveServer, sim: RunningSimulator, agent_factory) -> No
     agent_factory({
         "agent": {"name": AGENTS["opcua"]}, **common,
         "sources": [{"kind": "opcua", "name": "m1-opcua", "endpoint": sim.opcua_endpoint,
+                     "security": {"policy": "None", "allow_insecure": True},
                      "mode": "subscribe", "interval_s": 0.1, "queue_size": 20, **device,
                      "tags": [{"node_id": f"ns=2;s=E2E.{MACHINE}.shift",
                                "characteristic": "op.shift"}]}],

@@ -60,6 +60,7 @@ async def test_shift_on_the_simulator_raises_alarms_over_both_protocols(
     agent_factory({
         "agent": {"name": "e2e-opcua"}, "server": server, "upload": upload,
         "sources": [{"kind": "opcua", "name": "cnc1-opcua", "endpoint": sim.opcua_endpoint,
+                     "security": {"policy": "None", "allow_insecure": True},
                      "mode": "poll", "interval_s": POLL_S,
                      "tags": [{"node_id": "ns=2;s=Line1.CNC1.bore_diameter",
                                "characteristic": "bore_opcua", "unit": "mm"}]}],

@@ -36,6 +36,7 @@ def write_config(tmp_path: Path, sim: RunningSimulator, url: str, **upload: obje
         "heartbeat": {"interval_s": 0.5},
         "sources": [
             {"kind": "opcua", "name": "cnc1-opcua", "endpoint": sim.opcua_endpoint,
+             "security": {"policy": "None", "allow_insecure": True},
              "interval_s": 0.1,
              "tags": [{"node_id": f"ns=2;s=Line1.CNC1.{v}", "characteristic": v}
                       for v in VARIABLES]},

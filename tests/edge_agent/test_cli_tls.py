@@ -45,6 +45,7 @@ def test_check_config_prints_every_tag_with_value_quality_unit(
         module_simulator: RunningSimulator, tmp_path: Path) -> None:
     path = agent_yaml(tmp_path, [
         {"kind": "opcua", "name": "cnc1-opcua", "endpoint": module_simulator.opcua_endpoint,
+         "security": {"policy": "None", "allow_insecure": True},
          "tags": [{"node_id": "ns=2;s=Line1.CNC1.bore_diameter",
                    "characteristic": "bore_diameter", "unit": "mm"},
                   {"node_id": "ns=2;s=Line1.CNC1.nope", "characteristic": "ghost"}]},

@@ -22,6 +22,7 @@ sources:
     endpoint: opc.tcp://127.0.0.1:4840/shopfloor-spc/
     password: "${PLC_PASSWORD}"
     username: agent
+    security: {policy: None, allow_insecure: true}
     tags:
       - {node_id: "ns=2;s=Line1.CNC1.bore_diameter", characteristic: bore_diameter, unit: mm}
   - kind: modbus

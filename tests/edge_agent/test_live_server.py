@@ -46,6 +46,7 @@ async def test_server_down_buffer_grows_server_back_every_sample_once(
                    "backoff_max_s": 0.5},
         "heartbeat": {"interval_s": 1},
         "sources": [{"kind": "opcua", "name": "cnc1", "endpoint": module_simulator.opcua_endpoint,
+                     "security": {"policy": "None", "allow_insecure": True},
                      "interval_s": 0.1,
                      "tags": [{"node_id": f"ns=2;s=Line1.CNC1.{v}", "characteristic": k}
                               for v, k in zip(VARIABLES, KEYS, strict=True)]}],

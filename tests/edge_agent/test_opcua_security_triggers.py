@@ -17,7 +17,7 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edge_agent.sources.base import SourceError
-from edge_agent.sources.opcua import OpcuaConfig, OpcuaSource
+from edge_agent.sources.opcua import OpcuaConfig, OpcuaSource, fingerprint
 from tests.fixtures.net import free_port
 from tests.fixtures.simulators import RunningSimulator, start_simulator
 
@@ -54,7 +54,8 @@ async def secure_sim(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 def secure_config(env: dict[str, Any], security_mode: str = "SignAndEncrypt",
                   **over: Any) -> OpcuaConfig:
     security = {"policy": "Basic256Sha256", "mode": security_mode, "certificate": str(env["cert"]),
-                "private_key": str(env["key"]), **over.pop("security", {})}
+                "private_key": str(env["key"]),
+                "trusted_server_certs": [str(env["server_cert"])], **over.pop("security", {})}
     return OpcuaConfig.model_validate({
         "kind": "opcua", "name": "secure", "endpoint": env["sim"].opcua_endpoint,
         "timeout_s": 3, "username": "agent", "password": "s3cret", "security": security,
@@ -88,6 +89,50 @@ async def test_trusted_server_certificate_list(secure_sim: dict[str, Any]) -> No
         await read_once(OpcuaSource(refused))
 
 
+async def test_pinned_server_certificate(secure_sim: dict[str, Any]) -> None:
+    """server_certificate alone (no GetEndpoints lookup): the channel is secured with the pinned
+    certificate, so a server holding another one cannot complete the handshake."""
+    ok = secure_config(secure_sim, security={
+        "trusted_server_certs": [], "server_certificate": str(secure_sim["server_cert"])})
+    assert len(await read_once(OpcuaSource(ok))) == 3
+    impostor, _ = await make_cert(secure_sim["tmp"] / "other", "impostor")
+    refused = secure_config(secure_sim, security={
+        "trusted_server_certs": [], "server_certificate": str(impostor)})
+    with pytest.raises(SourceError, match=r"other than security\.server_certificate"):
+        await read_once(OpcuaSource(refused))
+
+
+async def test_a_server_with_another_certificate_is_refused(
+    secure_sim: dict[str, Any], tmp_path: Path
+) -> None:
+    """A second simulator, secured the same way but with its own certificate, stands in for a
+    man in the middle: the agent trusting the first server's certificate refuses it."""
+    pki = tmp_path / "pki"
+    (pki / "trusted").mkdir(parents=True)
+    shutil.copy(secure_sim["cert"], pki / "trusted" / secure_sim["cert"].name)
+    other: RunningSimulator = await asyncio.to_thread(
+        start_simulator, log_dir=tmp_path, extra_args=[
+            "--opcua-security", "Basic256Sha256_SignAndEncrypt", "--cert-dir", str(pki),
+            "--user", "agent:s3cret"])
+    try:
+        assert (pki / "server_cert.der").read_bytes() != secure_sim["server_cert"].read_bytes()
+        env = {**secure_sim, "sim": other}
+        with pytest.raises(SourceError, match=r"not in security\.trusted_server_certs") as info:
+            await read_once(OpcuaSource(secure_config(env)))
+        # the message gives the presented certificate's fingerprint, to compare on the PLC
+        assert fingerprint((pki / "server_cert.der").read_bytes()) in str(info.value)
+        pinned = secure_config(env, security={
+            "trusted_server_certs": [], "server_certificate": str(secure_sim["server_cert"])})
+        with pytest.raises(SourceError, match=r"other than security\.server_certificate"):
+            await read_once(OpcuaSource(pinned))
+        # and the same agent configuration trusting this server's certificate reads from it
+        trusting = secure_config(env, security={
+            "trusted_server_certs": [str(pki / "server_cert.der")]})
+        assert len(await read_once(OpcuaSource(trusting))) == 3
+    finally:
+        await asyncio.to_thread(other.stop)
+
+
 async def test_untrusted_client_certificate_is_refused(secure_sim: dict[str, Any]) -> None:
     cert, key = await make_cert(secure_sim["tmp"] / "other", "untrusted")
     cfg = secure_config(secure_sim, security={"certificate": str(cert),
@@ -104,6 +149,7 @@ async def test_wrong_password_is_refused(secure_sim: dict[str, Any]) -> None:
 async def test_unsecured_client_finds_no_endpoint(secure_sim: dict[str, Any]) -> None:
     cfg = OpcuaConfig.model_validate({
         "kind": "opcua", "name": "plain", "endpoint": secure_sim["sim"].opcua_endpoint,
+        "security": {"policy": "None", "allow_insecure": True},
         "timeout_s": 2, "username": "agent", "password": "s3cret",
         "tags": [{"node_id": "ns=2;s=Line1.CNC1.bore_diameter", "characteristic": "b"}]})
     with pytest.raises(SourceError, match="No matching endpoints"):
@@ -154,6 +200,7 @@ async def test_trigger_reads_the_group_once_per_part(part_server: PartServer) ->
     ns = "nsu=urn:test:press;s=Press1"
     source = OpcuaSource(OpcuaConfig.model_validate({
         "kind": "opcua", "name": "press", "endpoint": part_server.endpoint, "interval_s": 0.05,
+        "security": {"policy": "None", "allow_insecure": True},
         "triggers": [{"node_id": f"{ns}.PartCounter", "part_id_node": f"{ns}.PartSerial",
                       "tags": [{"node_id": f"{ns}.Height", "characteristic": "height"},
                                {"node_id": f"{ns}.Flatness", "characteristic": "flatness"}]}]}))

@@ -138,6 +138,7 @@ def restart(sim: RunningSimulator) -> None:
 def opcua(sim: RunningSimulator, **extra: Any) -> OpcuaSource:
     return OpcuaSource(OpcuaConfig.model_validate({
         "kind": "opcua", "name": "cnc1", "endpoint": sim.opcua_endpoint, "interval_s": 0.1,
+        "security": {"policy": "None", "allow_insecure": True},
         "timeout_s": 1, "backoff_initial_s": 0.1, "backoff_max_s": 0.5,
         "tags": [{"node_id": f"nsu=urn:shopfloor-spc:simulator;s=Line1.CNC1.{v}",
                   "characteristic": v} for v in VARIABLES], **extra}))
@@ -189,6 +190,7 @@ async def test_opcua_subscription_delivers_every_sample(simulator: RunningSimula
 async def test_opcua_deadband_suppresses_small_changes(simulator: RunningSimulator) -> None:
     source = OpcuaSource(OpcuaConfig.model_validate({
         "kind": "opcua", "name": "cnc1", "endpoint": simulator.opcua_endpoint,
+        "security": {"policy": "None", "allow_insecure": True},
         "mode": "subscribe", "interval_s": 0.1, "sampling_interval_ms": 50, "queue_size": 5,
         "tags": [
             # sigma is 0.005 mm: a 1 mm deadband lets only the first value through.

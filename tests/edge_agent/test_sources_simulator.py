@@ -20,6 +20,7 @@ VARIABLES = {"bore_diameter": (25.0, 0.005), "surface_roughness": (0.8, 0.05),
 def opcua_config(sim: RunningSimulator, **extra: Any) -> OpcuaConfig:
     tags = [{"node_id": f"ns=2;s=Line1.CNC1.{v}", "characteristic": v} for v in VARIABLES]
     return OpcuaConfig.model_validate({"kind": "opcua", "name": "cnc1-opcua",
+                                       "security": {"policy": "None", "allow_insecure": True},
                                        "endpoint": sim.opcua_endpoint, "interval_s": 0.1,
                                        "tags": tags, **extra})
 
@@ -113,6 +114,7 @@ async def test_opcua_bad_status_never_carries_the_last_good_value(
 async def test_opcua_connect_to_nothing_raises_source_error() -> None:
     cfg = OpcuaConfig.model_validate({
         "kind": "opcua", "name": "nowhere", "timeout_s": 1,
+        "security": {"policy": "None", "allow_insecure": True},
         "endpoint": f"opc.tcp://127.0.0.1:{free_port()}/x/",
         "tags": [{"node_id": "ns=2;s=a", "characteristic": "a"}]})
     source = OpcuaSource(cfg)

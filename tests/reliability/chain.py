@@ -54,6 +54,7 @@ def agent_config(name: str, server: LiveServer, sim: RunningSimulator, **extra: 
         "heartbeat": {"interval_s": 1},
         "sources": [{
             "kind": "opcua", "name": "m1", "endpoint": sim.opcua_endpoint, "mode": "subscribe",
+            "security": {"policy": "None", "allow_insecure": True},
             "interval_s": 0.1, "queue_size": 50,
             "tags": [{"node_id": f"ns=2;s=REL.{MACHINE}.{v}", "characteristic": key(v)}
                      for v in VARIABLES]}],
