@@ -29,19 +29,18 @@ export class Api {
   get(path, params = {}) { return this.request("GET", path, { params }); }
   post(path, body = {}) { return this.request("POST", path, { body }); }
 
-  // The server has no "who am I" route, so the role is read off what the key may do: the audit
-  // trail is engineer+, key management admin-only. Done once per login and cached.
-  async probeRole() {
-    const allowed = async (path) => {
-      try { await this.get(path, { limit: 1 }); return true; } catch (err) {
-        if (err instanceof ApiError && err.status === 403) return false;
-        throw err;
-      }
-    };
-    this.role = !(await allowed("/audit")) ? "operator" : (await allowed("/keys")) ? "admin"
-      : "engineer";
-    return this.role;
+  delete(path) { return this.request("DELETE", path); }
+
+  // Who this key is (GET /me): its role decides which controls are shown. The server checks
+  // every request itself; hiding a control only spares the user a 403.
+  async whoami() {
+    const me = await this.get("/me");
+    this.role = me.role; this.name = me.name; this.scope = me.scope;
+    return me;
   }
+
+  // The prefix of the key in use (spc_<prefix>_<secret>), to recognise it in the key list.
+  get prefix() { return this.key.split("_")[1] || ""; }
 
   can(role) { return ROLE_LEVEL[this.role] >= ROLE_LEVEL[role]; }
 

@@ -1,14 +1,17 @@
 // The operator page: log in with an API key, then route between the views by the URL hash
-// (#/, #/chart/<key>, #/capability/<key>, #/limits/<key>, #/alarms, #/andon[/<line>]).
+// (#/, #/chart/<key>, #/capability/<key>, #/limits/<key>, #/alarms, #/andon[/<line>], and for
+// admins #/keys and #/webhooks).
 // One WebSocket feeds the shared store and the mounted view.
 import { Api, ApiError } from "./api.js";
 import { mountAlarms } from "./alarms.js";
 import { mountAndon } from "./andon.js";
 import { mountCapability } from "./capability.js";
 import { mountChart } from "./chartview.js";
+import { mountKeys } from "./keys.js";
 import { mountLimits } from "./limits.js";
 import { mountOverview } from "./overview.js";
 import { Store } from "./store.js";
+import { mountWebhooks } from "./webhooks.js";
 
 const KEY_STORAGE = "spc.apiKey";
 const $ = (sel) => document.querySelector(sel);
@@ -26,6 +29,8 @@ const ROUTES = [
   [/^#\/limits\/(.+)$/, "overview", (root, ctx, key) => mountLimits(root, ctx, key)],
   [/^#\/alarms$/, "alarms", (root, ctx) => mountAlarms(root, ctx)],
   [/^#\/andon(?:\/(.+))?$/, "andon", (root, ctx, line) => mountAndon(root, ctx, line)],
+  [/^#\/keys$/, "keys", (root, ctx) => mountKeys(root, ctx)],
+  [/^#\/webhooks$/, "webhooks", (root, ctx) => mountWebhooks(root, ctx)],
 ];
 
 function show(el, visible) { el.hidden = !visible; }
@@ -33,7 +38,7 @@ function show(el, visible) { el.hidden = !visible; }
 async function login(key) {
   api = new Api(key);
   try {
-    await api.probeRole();
+    await api.whoami();
     store = new Store(api);
     await store.load();
   } catch (err) {
@@ -48,6 +53,9 @@ async function login(key) {
   localStorage.setItem(KEY_STORAGE, key);
   document.body.dataset.role = api.role;
   $("#role").textContent = api.role;
+  $("#role").title = api.name ? `key: ${api.name}` : "";
+  // admin-only screens: the links are not even shown to other roles
+  document.querySelectorAll("#main-nav [data-needs]").forEach((a) => show(a, api.can(a.dataset.needs)));
   for (const el of ["#login"]) show($(el), false);
   for (const el of ["#view", "#logout", "#role", "#main-nav"]) show($(el), true);
   store.subscribe(updateAlarmCount);

@@ -32,3 +32,63 @@ export function el(tag, attrs = {}, ...children) {
   e.append(...children.filter((x) => x !== null && x !== undefined));
   return e;
 }
+
+// A modal confirmation that runs `action` itself: on success it closes and resolves with the
+// action's result; on failure the server's message stays in the dialog (nothing was applied, the
+// user can cancel or retry). Resolves null when cancelled.
+export function confirmAction({ id, title, text, confirm, danger = false, action }) {
+  const error = el("p", { class: "error", role: "alert" });
+  const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
+  const ok = el("button", { type: "submit", class: danger ? "danger" : null, text: confirm });
+  const form = el("form", { method: "dialog" },
+    el("h2", { id: `${id}-title`, text: title }), el("p", { text }), error,
+    el("div", { class: "actions" }, cancel, ok));
+  const dialog = el("dialog", { id, "aria-labelledby": `${id}-title` }, form);
+  document.body.append(dialog);
+  dialog.showModal();
+  cancel.focus();
+  return new Promise((resolve) => {
+    const done = (result) => { dialog.close(); dialog.remove(); resolve(result); };
+    cancel.addEventListener("click", () => done(null));
+    dialog.addEventListener("cancel", () => done(null));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      ok.disabled = true;
+      error.textContent = "";
+      try {
+        const result = await action();
+        done(result ?? true);
+      } catch (err) {
+        error.textContent = err.message || String(err);
+        ok.disabled = false;
+      }
+    });
+  });
+}
+
+// Shown once: a secret the server will never show again (a new API key, a webhook secret).
+export function secretOnce({ id, title, secret, note }) {
+  const box = el("div", { class: "secret-once", id, role: "status" });
+  const value = el("input", { readonly: true, value: secret, class: "secret-value",
+    "aria-label": title, size: Math.min(Math.max(secret.length, 20), 64) });
+  const copied = el("span", { class: "muted", "aria-live": "polite" });
+  const copy = el("button", { type: "button", text: "Copy", onclick: async () => {
+    value.select();
+    try { await navigator.clipboard.writeText(secret); copied.textContent = "copied"; } catch {
+      copied.textContent = "select the text and copy it (Ctrl+C)";
+    }
+  } });
+  const dismiss = el("button", { type: "button", class: "secondary", text: "I have stored it",
+    onclick: () => box.remove() });
+  box.append(el("h3", { text: title }), el("p", { text: note }),
+    el("div", { class: "secret-row" }, value, copy, dismiss, copied));
+  return box;
+}
+
+// "Needs an <role> key": what a view shows a key without the role (the server refuses anyway).
+export function needsRole(id, title, role, what) {
+  return el("section", { id }, el("h2", { text: title }),
+    el("p", { class: "verdict", text: `${what} needs an ${role} key.` }));
+}
+
+export const when = (ts) => (ts ? new Date(ts).toLocaleString() : "");

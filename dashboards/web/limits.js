@@ -14,6 +14,14 @@ function toLocalInput(ms) {
   return d.toISOString().slice(0, 19);
 }
 const fromLocalInput = (v) => new Date(v).getTime();
+// "UTC+01:00 Europe/Berlin": which clock the date inputs speak
+function zoneName() {
+  const off = -new Date().getTimezoneOffset();
+  const hh = String(Math.floor(Math.abs(off) / 60)).padStart(2, "0");
+  const mm = String(Math.abs(off) % 60).padStart(2, "0");
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  return `local time, UTC${off < 0 ? "−" : "+"}${hh}:${mm}${zone ? ` ${zone}` : ""}`;
+}
 
 export async function mountLimits(root, ctx, key) {
   const { api } = ctx;
@@ -52,6 +60,7 @@ export async function mountLimits(root, ctx, key) {
         .map((t) => el("th", { text: t })))), history)));
 
   let charts = null;
+  let versions = [];
   const opts = { kind: c.chart_type, unit: c.unit, specs: null, showSpecs: false, versions: [],
     proposal: null, onSelect: (t0, t1) => {
       start.value = toLocalInput(t0 * 1000); end.value = toLocalInput(t1 * 1000); draw();
@@ -62,7 +71,7 @@ export async function mountLimits(root, ctx, key) {
       start: new Date(fromLocalInput(start.value)).toISOString(),
       end: new Date(fromLocalInput(end.value)).toISOString(), limit: BASELINE_POINTS, downsample: true });
     charts?.destroy();
-    opts.versions = chart.limits;
+    opts.versions = versions = chart.limits;
     charts = drawCharts(elMain, elComp, new ChartData(chart.points), opts);
     renderHistory(chart.limits);
   }
@@ -79,22 +88,46 @@ export async function mountLimits(root, ctx, key) {
     charts?.redraw();
     const reason = el("textarea", { id: "limits-reason", rows: 2, cols: 50, required: true, minlength: 3,
       placeholder: "Why these limits, e.g. new tool, process change approved in ECR-123" });
-    const activateError = el("p", { class: "error", role: "alert" });
+    const activateError = el("p", { class: "error", role: "alert", id: "activate-error" });
+    // Empty: from the moment of activation. A time is the operator's local time; it must be
+    // later than the current version's start (the server says so otherwise).
+    const effective = el("input", { type: "datetime-local", step: 1, id: "limits-effective" });
+    const latest = versions.at(-1);
     const activate = el("form", { id: "activate-form", class: "limits-form" },
       el("label", {}, "Reason (kept in the audit trail)", reason),
-      el("button", { type: "submit", id: "activate", text: "Activate these limits" }), activateError);
+      el("label", {}, `Effective from (${zoneName()}; empty: now)`, effective),
+      el("button", { type: "submit", id: "activate", text: "Activate these limits" }),
+      el("p", { class: "muted hint", text: "Points from that time on are charted and evaluated "
+        + "against these limits; alarms already raised stay as they are."
+        + (latest ? ` The current version v${latest.version} is in force since `
+          + `${new Date(latest.effective_from).toLocaleString()}.` : "") }),
+      activateError);
     activate.addEventListener("submit", async (e) => {
       e.preventDefault();
+      activateError.textContent = "";
+      const from = effective.value ? new Date(fromLocalInput(effective.value)) : null;
+      if (from && Number.isNaN(from.getTime())) {
+        activateError.textContent = "Effective from is not a complete date and time.";
+        return;
+      }
+      const button = activate.querySelector("#activate");
+      button.disabled = true;
+      let v;
       try {
-        const v = await api.post(`/characteristics/${enc(key)}/limits`,
-          { center: p.center, sigma: p.sigma, reason: reason.value.trim() });
-        proposalBox.replaceChildren(el("p", { id: "activated", role: "status",
-          text: `Activated limits version ${v.version}: centre ${fmt(v.center, 6)}, UCL ${fmt(v.ucl, 6)}, `
-            + `LCL ${fmt(v.lcl, 6)}, from ${new Date(v.effective_from).toLocaleString()}.` }));
-        opts.proposal = null;
-        await draw();
+        v = await api.post(`/characteristics/${enc(key)}/limits`,
+          { center: p.center, sigma: p.sigma, reason: reason.value.trim(),
+            ...(from ? { effective_from: from.toISOString() } : {}) });
       } catch (err) {
         activateError.textContent = err instanceof ApiError ? err.message : String(err);
+        button.disabled = false;
+        return;
+      }
+      proposalBox.replaceChildren(el("p", { id: "activated", role: "status",
+        text: `Activated limits version ${v.version}: centre ${fmt(v.center, 6)}, UCL ${fmt(v.ucl, 6)}, `
+          + `LCL ${fmt(v.lcl, 6)}, from ${new Date(v.effective_from).toLocaleString()}.` }));
+      opts.proposal = null;
+      try { await draw(); } catch (err) {
+        error.textContent = `Activated, but the chart could not be redrawn: ${err.message}`;
       }
     });
     const items = [["centre", fmt(p.center, 6)], ["σ", fmt(p.sigma, 6)], ["UCL", fmt(p.ucl, 6)],

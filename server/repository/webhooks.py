@@ -45,6 +45,19 @@ async def enqueue(
     return len(rows)
 
 
+async def enqueue_test(
+    conn: asyncpg.Connection, sub_id: int, event_id: str, payload: dict[str, Any]
+) -> int | None:
+    """One `webhook.test` delivery to subscription `sub_id` only (enabled or not); its id, or
+    None when there is no such subscription."""
+    return await conn.fetchval(
+        """INSERT INTO webhook_outbox (event_id, subscription_id, event_type, payload)
+           SELECT $1, id, 'webhook.test', $3::jsonb FROM webhook_subscriptions WHERE id = $2
+           RETURNING id""",
+        event_id, sub_id, json.dumps(payload),
+    )
+
+
 async def enqueue_many(conn: asyncpg.Connection, events: list[tuple[str, str, str]]) -> None:
     """`enqueue` for many (event id, event type, JSON payload) at once."""
     if events:

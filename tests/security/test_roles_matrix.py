@@ -108,6 +108,8 @@ REQUIRED: dict[tuple[str, str], tuple[str | None, str, Callable[[], dict[str, An
     ("POST", "/api/v1/webhooks"): ("admin", "/api/v1/webhooks",
                                    _req(lambda: {"url": "http://127.0.0.1:9/hook"})),
     ("DELETE", "/api/v1/webhooks/{sub_id}"): ("admin", f"/api/v1/webhooks/{MISSING}", _req()),
+    ("POST", "/api/v1/webhooks/{sub_id}/test"): ("admin", f"/api/v1/webhooks/{MISSING}/test",
+                                                 _req()),
     ("GET", "/api/v1/webhooks/deliveries"): ("admin", "/api/v1/webhooks/deliveries", _req()),
     ("POST", "/api/v1/webhooks/deliveries/{delivery_id}/resend"): (
         "admin", f"/api/v1/webhooks/deliveries/{MISSING}/resend", _req()),

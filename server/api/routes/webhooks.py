@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
@@ -88,6 +90,23 @@ async def delete_webhook(sub_id: int, pool: Pool, principal: AdminKey) -> None:
         if not await webhooks_repo.delete_subscription(conn, sub_id):
             raise NotFound(f"no webhook subscription {sub_id}")
         await audit_repo.record(conn, principal.actor, "webhook.delete", f"webhook:{sub_id}")
+
+
+@router.post("/{sub_id:int}/test", status_code=202)
+async def test_webhook(sub_id: int, pool: Pool, worker: Worker, principal: AdminKey) -> dict:
+    """Queue one `webhook.test` event to this subscription only, signed and retried like every
+    delivery, so its receiver can be checked; the outcome shows in `/webhooks/deliveries`."""
+    event_id = f"test-{uuid.uuid4()}"
+    payload = {"type": "webhook.test", "timestamp": datetime.now(UTC).isoformat(),
+               "data": {"subscription_id": sub_id, "requested_by": principal.actor}}
+    async with pool.acquire() as conn, conn.transaction():
+        delivery = await webhooks_repo.enqueue_test(conn, sub_id, event_id, payload)
+        if delivery is None:
+            raise NotFound(f"no webhook subscription {sub_id}")
+        await audit_repo.record(conn, principal.actor, "webhook.test", f"webhook:{sub_id}",
+                                {"delivery": delivery})
+    worker.notify()
+    return {"queued": delivery, "event_id": event_id}
 
 
 @router.get("/deliveries", response_model=list[DeliveryPublic])
