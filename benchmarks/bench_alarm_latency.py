@@ -25,11 +25,17 @@ carries no timestamp, so its alarm's first_ts is the agent's read time, after th
 What the latency holds: the wait for the next poll (up to --poll), the agent's buffer commit and
 the wait for the next upload (up to --upload, the agent's `upload.interval_s`), the ingest
 transaction with SPC, the webhook worker picking up the outbox row, and the HTTP POST.
+
+Each latency is split in two at the moment the server stored the sample (the measurement's
+`received_at`, the ingest transaction's start): "edge" (poll wait, buffer, upload wait, the
+request) and "server" (ingest + SPC + outbox, the webhook worker, the POST). The slowest events
+are listed with their split, so a stall is placed on one side or the other.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -43,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import asyncpg
 import httpx
 import yaml
 
@@ -107,6 +114,20 @@ class Receiver:
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+async def received_times(dsn: str) -> dict[tuple[str, float], float]:
+    """(characteristic key, sample ts in s to the ms) -> when the server stored it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.key, m.ts, m.received_at FROM measurements m "
+            "JOIN characteristics c ON c.id = m.characteristic_id WHERE c.key = ANY($1)",
+            list(KEYS.values()))
+    finally:
+        await conn.close()
+    return {(r["key"], round(r["ts"].timestamp(), 3)): r["received_at"].timestamp()
+            for r in rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,19 +239,29 @@ def main(argv: list[str] | None = None) -> int:
         spikes = [datetime.fromisoformat(h["ts"]).timestamp() for h in history
                   if h["value"] is not None and abs(h["value"] - MEAN) > 4 * SIGMA]
         lat: dict[str, list[float]] = {p: [] for p in KEYS}
+        # (latency ms, edge ms, server ms, sample time) per matched event
+        split: dict[str, list[tuple[float, float, float, float]]] = {p: [] for p in KEYS}
+        received = asyncio.run(received_times(dsn))
         missed = {p: 0 for p in KEYS}
         for i, t_sample in enumerate(spikes):
             t_next = spikes[i + 1] if i + 1 < len(spikes) else float("inf")
             for proto, k in KEYS.items():
                 # The WE 1 alarm this sample opened: first_ts at or after the sample's time
                 # (OPC UA: equal, to the millisecond; Modbus: the agent's read time).
-                arrivals = [t for t, body in receiver.arrivals
+                arrivals = [(t, datetime.fromisoformat(body["data"]["first_ts"]).timestamp())
+                            for t, body in receiver.arrivals
                             if body["data"].get("characteristic") == k
                             and body["data"].get("rule") == "we1"
                             and t_sample - 0.001 <= datetime.fromisoformat(
                                 body["data"]["first_ts"]).timestamp() < t_next]
                 if arrivals:
-                    lat[proto].append((min(arrivals) - t_sample) * 1000)
+                    t_arrival, first_ts = min(arrivals)
+                    lat[proto].append((t_arrival - t_sample) * 1000)
+                    t_stored = received.get((k, round(first_ts, 3)))
+                    if t_stored is not None:
+                        split[proto].append(((t_arrival - t_sample) * 1000,
+                                             (t_stored - t_sample) * 1000,
+                                             (t_arrival - t_stored) * 1000, t_sample))
                 else:
                     missed[proto] += 1
 
@@ -251,6 +282,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"p90 {pct(v, 0.9):6.0f} ms, p99 {pct(v, 0.99):6.0f} ms, max {max(v):6.0f} ms "
                   f"over {len(v)} events ({missed[proto]} not read; {over} above "
                   f"{target:.0f} ms); target p99 <= {target:.0f} ms: {verdict}")
+            if split[proto]:
+                edge = [e for _, e, _, _ in split[proto]]
+                srv = [x for _, _, x, _ in split[proto]]
+                print(f"{'':8}edge (sample -> stored) p50 {pct(edge, 0.5):5.0f} p99 "
+                      f"{pct(edge, 0.99):5.0f} max {max(edge):5.0f} ms; server (stored -> "
+                      f"webhook) p50 {pct(srv, 0.5):5.0f} p99 {pct(srv, 0.99):5.0f} max "
+                      f"{max(srv):5.0f} ms")
+                for total, e, x, t in sorted(split[proto], reverse=True)[:3]:
+                    print(f"{'':8}slowest: {total:5.0f} ms = edge {e:5.0f} + server {x:5.0f} "
+                          f"(sample at {datetime.fromtimestamp(t, UTC):%H:%M:%S.%f})")
         return 0
     finally:
         for proc in reversed(procs):
