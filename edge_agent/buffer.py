@@ -8,27 +8,47 @@ batch interrupted by a crash is resent with the same key and the server stores i
 When the configured bound is reached the oldest samples not yet in a batch are dropped (the batch
 in flight is kept whole so that its key always names the same samples), and the number dropped is
 kept in the buffer itself so it can be reported to the server, never silently lost.
+
+A full disk is handled the same way (`SqliteBuffer`): when SQLite says SQLITE_FULL, the WAL is
+checkpointed and truncated (it is usually the WAL that filled the disk: it grows to 1000 pages
+before SQLite checkpoints it by itself); if that is not enough, the oldest samples are dropped and
+counted, the freed pages are given back to the filesystem (incremental vacuum) and the write is
+retried. A small reserve file beside the buffer is released first, so that there is always room
+for the transaction that drops.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
+import logging
+import os
 import sqlite3
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_agent.sources.base import Sample
 
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+_SQLITE_FULL = 13
+_SQLITE_IOERR_SHMSIZE = 4874
+RESERVE_BYTES = 64 * 1024  # released on a full disk: room for the transaction that drops
+LOW_SPACE_BYTES = 16 * 1024 * 1024  # below this free, the WAL is checkpointed often
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +75,14 @@ class Buffer(ABC):
 
     @abstractmethod
     def ack(self, key: str) -> int:
-        """Delete exactly the samples of batch `key`; returns how many."""
+        """Delete exactly the samples of batch `key`; returns how many. If the batch had been
+        dropped (the bound, a full disk) while it was on its way, the server stored it after
+        all: it is taken off the dropped count again."""
+
+    @abstractmethod
+    def note_dropped(self, n: int) -> None:
+        """Count `n` samples that never reached the buffer (e.g. shed by the writer while the
+        disk could not be written) as dropped; persisted with the next write."""
 
     @abstractmethod
     def quarantine(self, key: str, reason: str) -> int:
@@ -104,6 +131,7 @@ class MemoryBuffer(Buffer):
         self._free: deque[Sample] = deque()
         self._batches: dict[str, list[Sample]] = {}
         self._dropped = 0
+        self._dropped_batches: OrderedDict[str, int] = OrderedDict()
         self._quarantine: dict[str, tuple[str, list[Sample]]] = {}
 
     @_locked
@@ -118,6 +146,7 @@ class MemoryBuffer(Buffer):
             oldest = next(iter(self._batches))
             lost = self._batches.pop(oldest)
             self._dropped += len(lost)
+            _remember(self._dropped_batches, oldest, len(lost))
             excess -= len(lost)
 
     @_locked
@@ -134,7 +163,15 @@ class MemoryBuffer(Buffer):
 
     @_locked
     def ack(self, key: str) -> int:
-        return len(self._batches.pop(key, []))
+        n = len(self._batches.pop(key, []))
+        back = self._dropped_batches.pop(key, 0)
+        if n == 0:
+            self._dropped -= back
+        return n
+
+    @_locked
+    def note_dropped(self, n: int) -> None:
+        self._dropped += n
 
     @_locked
     def quarantine(self, key: str, reason: str) -> int:
@@ -216,21 +253,203 @@ def _from_us(us: int) -> datetime:
 class SqliteBuffer(Buffer):
     """SQLite in WAL mode. `synchronous=full` makes each committed append survive power loss."""
 
-    def __init__(self, path: Path | str, max_samples: int, synchronous: str = "full") -> None:
+    def __init__(self, path: Path | str, max_samples: int, synchronous: str = "full",
+                 reserve_bytes: int = RESERVE_BYTES) -> None:
         self.path = Path(path)
         self.max_samples = max_samples
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()  # the agent uses one thread; the lock keeps tools safe
+        # New files only (a no-op once tables exist): pages freed by dropping samples can be
+        # given back to the filesystem, so that space freed on a full disk is real.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._depth = self._db.execute("SELECT count(*) FROM samples").fetchone()[0]
         self._dropped = self._counter("dropped")
+        self._unsaved_drops = 0  # counted (in _dropped) but not yet written to the file
+        self._dropped_batches: OrderedDict[str, int] = OrderedDict()
+        self._reserve = Path(f"{self.path}-reserve")
+        self._reserve_bytes = reserve_bytes
+        self._full_episode_drops: int | None = None  # None: the disk is not full
+        self._low_space = False
+        self._next_space_check = 0.0
+        self._watch_space()
+        self._make_reserve()
 
     def _counter(self, name: str) -> int:
         return self._db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()[0]
+
+    # -- transactions and a full disk ---------------------------------------------------------
+
+    def _rollback(self) -> None:
+        # After SQLITE_FULL (and some I/O errors) SQLite has already rolled back by itself; an
+        # unconditional ROLLBACK would then fail and replace the error that matters.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.debug("rollback failed: %r", exc)
+
+    def _txn(self, body: Callable[[], T]) -> T:
+        """One write transaction; drops counted but not yet saved are saved with it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            result = body()
+            if self._unsaved_drops:
+                self._db.execute("UPDATE counters SET value = value + ? WHERE name='dropped'",
+                                 (self._unsaved_drops,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._unsaved_drops = 0
+        return result
+
+    def _write(self, body: Callable[[], T], room_for: int = 0, may_drop: bool = True) -> T:
+        """`body` in a write transaction; on a full disk, make room and try again. Raises the
+        original error when no room can be made (nothing left to drop, or `may_drop` false
+        and checkpointing the WAL was not enough)."""
+        attempt = 0
+        while True:
+            try:
+                result = self._txn(body)
+            except sqlite3.Error as exc:
+                if (not is_disk_full(exc) or (attempt and not may_drop)
+                        or not self._make_room(attempt, room_for, exc, may_drop)):
+                    raise
+                attempt += 1
+                continue
+            return result
+
+    def _make_room(self, attempt: int, room_for: int, exc: sqlite3.Error,
+                   may_drop: bool = True) -> bool:
+        if self._full_episode_drops is None:
+            self._full_episode_drops = 0
+            log.warning("buffer %s: disk full (%s); checkpointing the WAL and, if that is not "
+                        "enough, dropping the oldest samples (counted as dropped)", self.path, exc)
+            self._set_low_space(True)
+        # The WAL (usually what filled the disk) into the database, truncated; if then there is
+        # no room for the reserve, the data itself does not fit.
+        # (Without leave to drop, the reserve is kept: the caller will try something smaller.)
+        if not may_drop:
+            return attempt == 0 and self._checkpoint()
+        if (attempt == 0 and (self._checkpoint()
+                              or (self._release_reserve() and self._checkpoint()))
+                and self._make_reserve()):
+            return True
+        self._release_reserve()
+        self._checkpoint()
+        for _ in range(32):  # each round drops at least 64 samples and a 16th of the buffer
+            want = max(room_for, 64, self._depth // 16)
+            try:
+                dropped = self._txn(functools.partial(self._drop_oldest, want))
+            except sqlite3.Error as drop_exc:
+                if not is_disk_full(drop_exc):
+                    raise
+                log.debug("no room even to drop samples: %r", drop_exc)
+                return False
+            if dropped == 0:
+                return False
+            self._depth -= dropped
+            self._dropped += dropped
+            if self._full_episode_drops == 0:
+                log.warning("buffer %s: disk full, dropped the %d oldest sample(s) to make room "
+                            "(%d dropped in all); more are dropped as needed, logged at the end",
+                            self.path, dropped, self._dropped)
+            self._full_episode_drops += dropped
+            self._shrink()
+            if self._make_reserve():
+                break
+        return True
+
+    def _watch_space(self) -> None:
+        """At most once a second: is the filesystem low on space?"""
+        now = time.monotonic()
+        if now < self._next_space_check:
+            return
+        self._next_space_check = now + 1.0
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return
+        self._set_low_space(st.f_bavail * st.f_frsize < LOW_SPACE_BYTES)
+
+    def _set_low_space(self, low: bool) -> None:
+        """Low on space, the WAL is kept small: a checkpoint must be able to grow the database
+        by the new pages the WAL holds (by default up to 1000 pages, 4 MiB), and on a full disk
+        only the reserve file guarantees that room. Otherwise SQLite's default, for speed."""
+        if low == self._low_space:
+            return
+        self._low_space = low
+        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        pages = max(4, self._reserve_bytes // page // 2) if low else 1000
+        self._db.execute(f"PRAGMA wal_autocheckpoint={pages}")
+        log.log(logging.WARNING if low else logging.INFO,
+                "buffer %s: %s %d MiB free on its filesystem; WAL checkpointed every %d pages",
+                self.path, "less than" if low else "again more than", LOW_SPACE_BYTES >> 20,
+                pages)
+
+    def _checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes. True if done."""
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            if not is_disk_full(exc):
+                raise
+            return False
+        return busy == 0
+
+    def _shrink(self) -> None:
+        """Give free pages back to the filesystem (files created with auto_vacuum only)."""
+        try:
+            # executescript steps the pragma to the end; execute() would free one page.
+            self._db.executescript("PRAGMA incremental_vacuum;")
+        except sqlite3.Error as exc:
+            if not is_disk_full(exc):
+                raise
+        self._checkpoint()
+
+    def _make_reserve(self) -> bool:
+        """A file of zeros beside the buffer: released on a full disk so that the transaction
+        that drops the oldest samples has room. Made only when there is ample free space; True
+        if there is one."""
+        if self._reserve_bytes <= 0 or self._reserve.exists():
+            return True
+        try:
+            st = os.statvfs(self._reserve.parent)
+            if st.f_bavail * st.f_frsize < 2 * self._reserve_bytes:
+                return False
+            with open(self._reserve, "wb") as f:
+                f.write(bytes(self._reserve_bytes))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            log.debug("no reserve file: %r", exc)
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+            return False
+        return True
+
+    def _release_reserve(self) -> bool:
+        try:
+            self._reserve.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _end_full_episode(self) -> None:
+        if self._full_episode_drops is not None and self._depth == 0:
+            log.info("buffer %s: emptied after a full disk; %d sample(s) were dropped to make "
+                     "room (%d dropped in all)", self.path, self._full_episode_drops,
+                     self._dropped)
+            self._full_episode_drops = None
+            self._shrink()
+            self._make_reserve()
+
+    # -- the buffer interface -------------------------------------------------------------------
 
     def append(self, samples: Sequence[Sample]) -> None:
         if not samples:
@@ -239,39 +458,51 @@ class SqliteBuffer(Buffer):
         # busy source threads each re-acquisition can wait a whole switch interval (5 ms).
         rows = json.dumps([[s.characteristic, _to_us(s.ts), s.value, s.quality, s.part_id]
                            for s in samples], allow_nan=False)
+        n = len(samples)
+
+        def body() -> int:
+            self._db.execute(
+                "INSERT INTO samples (characteristic, ts_us, value, quality, part_id) "
+                "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 "
+                "FROM json_each(?) ORDER BY key", (rows,))
+            return self._enforce_bound(self._depth + n)
+
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO samples (characteristic, ts_us, value, quality, part_id) "
-                    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 "
-                    "FROM json_each(?) ORDER BY key", (rows,))
-                depth = self._depth + len(samples)
-                dropped = self._enforce_bound(depth)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._depth = depth - dropped
+            dropped = self._write(body, room_for=n)
+            self._depth += n - dropped
             self._dropped += dropped
+
+    def note_dropped(self, n: int) -> None:
+        if n <= 0:
+            return
+        with self._lock:
+            self._dropped += n
+            self._unsaved_drops += n
 
     def _enforce_bound(self, depth: int) -> int:
         excess = depth - self.max_samples
-        if excess <= 0:
-            return 0
+        return self._drop_oldest(excess) if excess > 0 else 0
+
+    def _drop_oldest(self, n: int) -> int:
+        """In a transaction: drop the `n` oldest samples not in a batch, or if there are not as
+        many, whole oldest batches too; counted as dropped. Returns how many were dropped."""
         dropped = self._db.execute(
-            # NOT INDEXED: walk the table in id order and stop after `excess` rows; through the
+            # NOT INDEXED: walk the table in id order and stop after `n` rows; through the
             # batch index SQLite would sort every unbatched sample first (slow with a backlog).
             "DELETE FROM samples WHERE id IN (SELECT id FROM samples NOT INDEXED "
-            "WHERE batch IS NULL ORDER BY id LIMIT ?)", (excess,)).rowcount
-        while dropped < excess:  # everything left is in batches: drop whole oldest batches
+            "WHERE batch IS NULL ORDER BY id LIMIT ?)", (n,)).rowcount
+        while dropped < n:  # everything left is in batches: drop whole oldest batches
             row = self._db.execute("SELECT key FROM batches ORDER BY seq LIMIT 1").fetchone()
             if row is None:
                 break
-            dropped += self._db.execute("DELETE FROM samples WHERE batch=?", row).rowcount
+            lost = self._db.execute("DELETE FROM samples WHERE batch=?", row).rowcount
             self._db.execute("DELETE FROM batches WHERE key=?", row)
-        self._db.execute("UPDATE counters SET value = value + ? WHERE name='dropped'",
-                         (dropped,))
+            # It may be on its way to the server: if acknowledged, it is counted back (ack).
+            _remember(self._dropped_batches, row[0], lost)
+            dropped += lost
+        if dropped:
+            self._db.execute("UPDATE counters SET value = value + ? WHERE name='dropped'",
+                             (dropped,))
         return dropped
 
     def next_batch(self, max_samples: int, exclude: str | None = None) -> Batch | None:
@@ -284,26 +515,34 @@ class SqliteBuffer(Buffer):
                 samples = self._load(row[0])
                 if samples:
                     return Batch(row[0], samples)
-                self._db.execute("DELETE FROM batches WHERE key=?", row)  # emptied by the bound
-            if self._depth == 0:
+                # emptied by the bound
+                self._write(lambda r=row: self._db.execute("DELETE FROM batches WHERE key=?", r))
+            if self._depth == 0 or self._db.execute(
+                    "SELECT 1 FROM samples WHERE batch IS NULL LIMIT 1").fetchone() is None:
                 return None
             key = str(uuid.uuid4())
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+
+            def body(size: int) -> int:
                 self._db.execute("INSERT INTO batches (key, created) VALUES (?, ?)",
                                  (key, datetime.now(UTC).isoformat()))
-                n = self._db.execute(
+                return self._db.execute(
                     "UPDATE samples SET batch=? WHERE id IN (SELECT id FROM samples NOT INDEXED "
-                    "WHERE batch IS NULL ORDER BY id LIMIT ?)", (key, max_samples)).rowcount
-                if n == 0:
-                    self._db.execute("ROLLBACK")
-                    return None
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            return Batch(key, self._load(key))
+                    "WHERE batch IS NULL ORDER BY id LIMIT ?)", (key, size)).rowcount
+
+            size = max_samples
+            while True:
+                # On a full disk a smaller batch (a smaller transaction) is tried before any
+                # sample is dropped to make room.
+                try:
+                    self._write(functools.partial(body, size), may_drop=size <= 16)
+                    break
+                except sqlite3.Error as exc:
+                    if not is_disk_full(exc) or size <= 16:
+                        raise
+                    size //= 2
+            samples = self._load(key)
+            # Making room (a full disk) may have dropped every unbatched sample.
+            return Batch(key, samples) if samples else None
 
     def _load(self, key: str) -> list[Sample]:
         (text,) = self._db.execute(
@@ -326,24 +565,37 @@ class SqliteBuffer(Buffer):
         return text
 
     def ack(self, key: str) -> int:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        def body() -> tuple[int, int]:
             n = self._db.execute("DELETE FROM samples WHERE batch=?", (key,)).rowcount
             self._db.execute("DELETE FROM batches WHERE key=?", (key,))
-            self._db.execute("COMMIT")
+            back = 0 if n else self._dropped_batches.get(key, 0)
+            if back:  # dropped on its way, yet the server has it: not lost after all
+                self._db.execute("UPDATE counters SET value = value - ? WHERE name='dropped'",
+                                 (back,))
+            return n, back
+
+        with self._lock:
+            n, back = self._write(body)
+            self._dropped_batches.pop(key, None)
             self._depth -= n
+            self._dropped -= back
+            self._end_full_episode()
             return n
 
     def quarantine(self, key: str, reason: str) -> int:
         with self._lock:
             samples = self._load(key)
             payload = json.dumps([sample_to_json(s) for s in samples])
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
-                             (key, reason, len(samples), payload, datetime.now(UTC).isoformat()))
-            n = self._db.execute("DELETE FROM samples WHERE batch=?", (key,)).rowcount
-            self._db.execute("DELETE FROM batches WHERE key=?", (key,))
-            self._db.execute("COMMIT")
+
+            def body() -> int:
+                self._db.execute("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
+                                 (key, reason, len(samples), payload,
+                                  datetime.now(UTC).isoformat()))
+                n = self._db.execute("DELETE FROM samples WHERE batch=?", (key,)).rowcount
+                self._db.execute("DELETE FROM batches WHERE key=?", (key,))
+                return n
+
+            n = self._write(body)
             self._depth -= n
             return n
 
@@ -352,8 +604,9 @@ class SqliteBuffer(Buffer):
             ids = [r[0] for r in self._db.execute(
                 "SELECT id FROM samples WHERE batch=? ORDER BY id", (key,)).fetchall()]
             bad = [ids[i] for i in sorted(set(quarantine)) if 0 <= i < len(ids)]
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+
+            def body() -> tuple[int, int]:
+                removed = 0
                 if bad:
                     marks = ",".join("?" * len(bad))
                     rows = self._db.execute(
@@ -364,16 +617,16 @@ class SqliteBuffer(Buffer):
                     self._db.execute("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
                                      (f"{key}#rejected", reason, len(rows), payload,
                                       datetime.now(UTC).isoformat()))
-                    self._db.execute(f"DELETE FROM samples WHERE id IN ({marks})", bad)
+                    removed = self._db.execute(f"DELETE FROM samples WHERE id IN ({marks})",
+                                               bad).rowcount
                 # Their ids are older than any unbatched sample, so they go out first again.
                 kept = self._db.execute("UPDATE samples SET batch=NULL WHERE batch=?",
                                         (key,)).rowcount
                 self._db.execute("DELETE FROM batches WHERE key=?", (key,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._depth -= len(bad)
+                return kept, removed
+
+            kept, removed = self._write(body)
+            self._depth -= removed
             return kept
 
     @property
@@ -392,7 +645,27 @@ class SqliteBuffer(Buffer):
 
     def close(self) -> None:
         with self._lock:
+            if self._unsaved_drops:
+                try:
+                    self._txn(lambda: None)
+                except sqlite3.Error as exc:
+                    log.error("buffer %s: %d dropped sample(s) could not be saved in the "
+                              "dropped count (%r)", self.path, self._unsaved_drops, exc)
             self._db.close()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLITE_FULL (a full filesystem, or max_page_count reached), or ENOSPC."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == _SQLITE_FULL or code == _SQLITE_IOERR_SHMSIZE
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def _remember(batches: OrderedDict[str, int], key: str, n: int, keep: int = 64) -> None:
+    batches[key] = n
+    while len(batches) > keep:
+        batches.popitem(last=False)
 
 
 def format_ts(ts: datetime) -> str:
