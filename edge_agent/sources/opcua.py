@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 LINK_ERRORS = (OSError, TimeoutError, UaError, ConnectionError, asyncio.IncompleteReadError)
 
 
+DataChangeTriggerName = Literal["status", "status_value", "status_value_timestamp"]
+DATA_CHANGE_TRIGGERS = {
+    "status": ua.DataChangeTrigger.Status,
+    "status_value": ua.DataChangeTrigger.StatusValue,
+    "status_value_timestamp": ua.DataChangeTrigger.StatusValueTimestamp,
+}
+
+
 class OpcuaTag(StrictModel):
     node_id: str = Field(min_length=3, description="e.g. ns=2;s=Line1.CNC1.bore_diameter or "
                          "nsu=urn:vendor:plc;s=Line1.CNC1.bore_diameter")
@@ -156,6 +164,11 @@ class OpcuaConfig(SourceConfig):
     sampling_interval_ms: float | None = Field(
         None, ge=0, description="subscriptions: server sampling interval; default interval_s")
     queue_size: int = Field(10, ge=0, description="subscriptions: server-side queue per item")
+    data_change_trigger: DataChangeTriggerName = Field(
+        "status_value_timestamp", description="subscriptions: what makes the server report a "
+        "value: status (quality changes only), status_value (quality or value changes), "
+        "status_value_timestamp (also a new source timestamp: every measurement, including a "
+        "repeated value, e.g. from a stuck sensor)")
     skip_unchanged: bool = Field(
         True, description="polling: skip a value whose source timestamp has not changed since "
         "the last poll, so one measurement is one sample")
@@ -176,6 +189,13 @@ class OpcuaConfig(SourceConfig):
             raise ValueError("an opcua source needs tags, triggers or both")
         if self.password is not None and self.username is None:
             raise ValueError("password given without username")
+        if self.data_change_trigger == "status":
+            with_deadband = [t.characteristic for t in self.tags if t.deadband]
+            if with_deadband:
+                raise ValueError(
+                    "data_change_trigger status reports quality changes only, so a deadband "
+                    f"means nothing (tags {', '.join(with_deadband)}); use status_value or "
+                    "status_value_timestamp, or remove the deadband")
         return self
 
 
@@ -335,15 +355,23 @@ class OpcuaSource(Source):
         # oldest notifications when full, and its callback mode costs one task per value.
         sub = await client.create_subscription(interval, None, queue_maxsize=0)
         self._pump_task = asyncio.create_task(self._pump(sub))
-        plain = [n for n, t in zip(self._nodes, cfg.tags, strict=True) if not t.deadband]
-        results: list[Any] = []
-        if plain:
-            results += await sub.subscribe_data_change(
-                plain, queuesize=cfg.queue_size, sampling_interval=interval)
-        for node, tag in zip(self._nodes, cfg.tags, strict=True):
+        # Every item gets an explicit DataChangeFilter: without one the server reports on
+        # status_value, which hides a sensor that repeats its value under new timestamps.
+        requests = []
+        for handle, (node, tag) in enumerate(zip(self._nodes, cfg.tags, strict=True), 1):
+            flt = ua.DataChangeFilter()
+            flt.Trigger = DATA_CHANGE_TRIGGERS[cfg.data_change_trigger]
             if tag.deadband:
-                results.append(await sub.deadband_monitor(node, tag.deadband,
-                                                          queuesize=cfg.queue_size))
+                flt.DeadbandType = ua.DeadbandType.Absolute
+                flt.DeadbandValue = tag.deadband
+            params = ua.MonitoringParameters(
+                ClientHandle=handle, SamplingInterval=interval, QueueSize=cfg.queue_size,
+                DiscardOldest=True, Filter=flt)
+            requests.append(ua.MonitoredItemCreateRequest(
+                ItemToMonitor=ua.ReadValueId(NodeId=node.nodeid,
+                                             AttributeId=ua.AttributeIds.Value),
+                MonitoringMode=ua.MonitoringMode.Reporting, RequestedParameters=params))
+        results: list[Any] = await sub.create_monitored_items(requests)
         failed = [r for r in results if isinstance(r, ua.StatusCode)]
         if failed:
             log.warning("%s: %d of %d monitored items refused, first: %s", cfg.name,

@@ -111,6 +111,77 @@ async def test_opcua_bad_status_never_carries_the_last_good_value(
         await source.close()
 
 
+async def wait_for_samples_of(simulator: RunningSimulator, variable: str, count: int) -> None:
+    """Until the simulator has produced `count` more samples of `variable` (no timing assumed)."""
+    start = simulator.value(variable)["index"]
+    for _ in range(600):
+        if simulator.value(variable)["index"] >= start + count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the simulator produced no {count} samples of {variable}")
+
+
+async def test_opcua_data_change_trigger_and_a_stuck_sensor(simulator: RunningSimulator) -> None:
+    """A stuck gauge repeats its value under new source timestamps: with status_value (the OPC
+    UA default when a client sends no filter) the server reports nothing, so the stuck sensor
+    looks like an idle one; with status_value_timestamp (the agent's default) every measurement
+    arrives, and SPC sees the repeated value."""
+    simulator.inject("bore_diameter", "stuck")
+    await wait_for_samples_of(simulator, "bore_diameter", 2)  # stuck from here on
+    bore = [{"node_id": "ns=2;s=Line1.CNC1.bore_diameter", "characteristic": "bore_diameter"}]
+    triggers = ("status", "status_value", "status_value_timestamp")
+    sources = {t: OpcuaSource(opcua_config(simulator, mode="subscribe", tags=bore,
+                                           sampling_interval_ms=50, data_change_trigger=t))
+               for t in triggers}
+    assert OpcuaSource(opcua_config(simulator, mode="subscribe")).config.data_change_trigger \
+        == "status_value_timestamp"
+    got: dict[str, list[Sample]] = {t: [] for t in triggers}
+    for source in sources.values():
+        await source.connect()
+    try:
+        # read all three side by side until the timestamp trigger has 8 measurements
+        for _ in range(300):
+            batches = await asyncio.gather(*(s.read() for s in sources.values()))
+            for t, batch in zip(triggers, batches, strict=True):
+                got[t] += batch
+            if len(got["status_value_timestamp"]) >= 8:
+                break
+    finally:
+        for source in sources.values():
+            await source.close()
+    every = got["status_value_timestamp"]
+    assert len(every) >= 8
+    assert len({s.value for s in every}) == 1  # the repeated value ...
+    assert len({s.ts for s in every}) == len(every)  # ... once per measurement
+    assert all(s.quality == "good" for s in every)
+    # The other two report the value current when the item was created, then nothing.
+    assert len(got["status_value"]) == 1 and got["status_value"][0].value == every[0].value
+    assert len(got["status"]) == 1
+
+
+async def test_opcua_status_value_trigger_reports_changing_values(
+        module_simulator: RunningSimulator) -> None:
+    source = OpcuaSource(opcua_config(module_simulator, mode="subscribe", sampling_interval_ms=50,
+                                      data_change_trigger="status_value"))
+    await source.connect()
+    got: list[Sample] = []
+    try:
+        for _ in range(300):
+            got += [s for s in await source.read() if s.characteristic == "spindle_temp"]
+            if len(got) >= 5:
+                break
+    finally:
+        await source.close()
+    assert len(got) >= 5 and len({s.value for s in got}) == len(got)
+
+
+def test_opcua_deadband_needs_a_value_trigger(module_simulator: RunningSimulator) -> None:
+    with pytest.raises(ValueError, match="data_change_trigger status reports quality changes"):
+        opcua_config(module_simulator, mode="subscribe", data_change_trigger="status", tags=[
+            {"node_id": "ns=2;s=Line1.CNC1.bore_diameter", "characteristic": "b",
+             "deadband": 0.1}])
+
+
 async def test_opcua_connect_to_nothing_raises_source_error() -> None:
     cfg = OpcuaConfig.model_validate({
         "kind": "opcua", "name": "nowhere", "timeout_s": 1,
