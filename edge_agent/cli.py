@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(config: AgentConfig) -> int:
-    from edge_agent.agent import Agent
+    from edge_agent.agent import Agent, AgentFailed
 
     # Sources run in threads; a thread waiting for I/O (a Modbus reply, the uploader) must get
     # the interpreter back quickly while another decodes a large OPC UA response. The default
@@ -86,7 +86,11 @@ async def _run(config: AgentConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.stop.set)
-    await agent.run()
+    try:
+        await agent.run()
+    except AgentFailed as exc:  # logged; a non-zero exit makes systemd restart the agent
+        print(f"spc agent: stopped after an internal failure: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -73,14 +73,23 @@ class SourceRunner:
                 else:
                     delay = cfg.backoff_initial_s
                     await self._poll(stop)
-                await self.source.close()
+                await self._close()
                 if stop.is_set():
                     break
                 await _sleep_or_stop(stop, delay)
                 delay = min(delay * 2, cfg.backoff_max_s)
         finally:
-            await self.source.close()
+            await self._close()
             self.status.state = "stopped"
+
+    async def _close(self) -> None:
+        # A connection that fails to close must not end the runner (the agent treats a runner
+        # that ends while it runs as a dead agent and exits so that it is restarted).
+        try:
+            await self.source.close()
+        except Exception as exc:
+            log.warning("source %s: error while closing the connection: %s: %s",
+                        self.source.name, type(exc).__name__, exc)
 
     async def _poll(self, stop: asyncio.Event) -> None:
         """Read until stopped or until reads have failed too often in a row."""

@@ -10,6 +10,9 @@
   not take good samples down with it.
 - any other 4xx: permanent rejection of this batch; it is quarantined (kept, counted, logged once)
   and the uploader goes on with the next.
+- the buffer failing under it (forming a batch, acknowledging one: an I/O error, a disk that
+  stays full even after the buffer made room): logged once, retried with the same backoff; the
+  uploader never dies of it (if it died, nothing would drain the buffer and free the disk).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class UploadStats:
     batches_quarantined: int = 0
     samples_quarantined: int = 0
     attempts_failed: int = 0
+    buffer_errors: int = 0
     last_error: str | None = None
     last_success: datetime | None = None
     statuses: dict[int, int] = field(default_factory=dict)
@@ -110,6 +114,9 @@ class Uploader:
         self.wakeup = asyncio.Event()
         self._backoff = Backoff(config.upload.backoff_initial_s, config.upload.backoff_max_s)
         self._failing = False
+        self._buffer_backoff = Backoff(config.upload.backoff_initial_s,
+                                       config.upload.backoff_max_s)
+        self._buffer_failing = False
         self.batch_size = config.upload.batch_size
         self._rejected: set[str] = set()
 
@@ -121,7 +128,16 @@ class Uploader:
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.config.upload.interval_s
         while not stop.is_set():
-            retry_in = await self.drain(stop)
+            try:
+                retry_in = await self.drain(stop)
+            except Exception as exc:  # the buffer failed (I/O error, a disk that stays full)
+                retry_in = self._buffer_error(exc)
+            else:
+                if self._buffer_failing:
+                    log.info("the uploader can use the buffer again after %d failed attempt(s)",
+                             self.stats.buffer_errors)
+                    self._buffer_failing = False
+                    self._buffer_backoff.reset()
             self.wakeup.clear()
             if retry_in is None:
                 await _wait_any(stop, self.wakeup, interval)
@@ -140,7 +156,13 @@ class Uploader:
         while prepared is not None and (stop is None or not stop.is_set()):
             batch, body = prepared
             ahead = asyncio.ensure_future(asyncio.to_thread(self._prepare, batch.key))
-            delay = await self.send(batch, body)
+            try:
+                delay = await self.send(batch, body)
+            except BaseException:
+                # e.g. the acknowledgement could not be written: the batch stays buffered and
+                # is resent under its key (the server stores it once). Collect the one ahead.
+                await asyncio.gather(ahead, return_exceptions=True)
+                raise
             # A batch prepared ahead stays in the buffer under its key whatever happens here;
             # after a failure it is simply sent later, behind the one that failed.
             prepared = await ahead
@@ -214,6 +236,17 @@ class Uploader:
         body = (f'{{"agent":{json.dumps(self.config.agent.name)},"samples":'
                 f"{self.buffer.batch_json(batch)}}}").encode()
         return gzip.compress(body, compresslevel=5) if self.config.upload.gzip else body
+
+    def _buffer_error(self, exc: Exception) -> float:
+        """The buffer failed under the uploader: log once, retry with backoff. The samples are
+        in the buffer or counted as dropped by it; nothing is lost here."""
+        self.stats.buffer_errors += 1
+        self.stats.last_error = f"buffer: {type(exc).__name__}: {exc}"
+        if not self._buffer_failing:
+            self._buffer_failing = True
+            log.error("the uploader cannot use the buffer (%s: %s); retrying with backoff",
+                      type(exc).__name__, exc, exc_info=exc)
+        return self._buffer_backoff.next_delay()
 
     def _transient(self, reason: str, retry_after: float | None) -> float:
         self.stats.attempts_failed += 1
