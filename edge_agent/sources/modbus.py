@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -36,24 +38,22 @@ from edge_agent.sources.modbus_codec import (
     register_count,
 )
 
+log = logging.getLogger(__name__)
+
 _FUNCTION_NAMES = {"coil": 1, "coils": 1, "discrete_input": 2, "discrete_inputs": 2,
                    "holding": 3, "holding_register": 3, "holding_registers": 3,
                    "input": 4, "input_register": 4, "input_registers": 4}
 
 
-class ModbusTag(StrictModel):
-    characteristic: str = Field(min_length=1, description="characteristic key on the server")
+class ModbusRegisterSpec(StrictModel):
+    """Where a value is held and how it is encoded."""
+
     address: int = Field(ge=0, le=65535, description="zero-based register or bit address")
     function: int = Field(3, ge=1, le=4, description="1 coils, 2 discrete inputs, "
                           "3 holding registers, 4 input registers (or their names)")
     type: DataType = "float32"
     byte_order: ByteOrder = "ABCD"
     length: int | None = Field(None, ge=1, le=125, description="registers of a string")
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-    bad_raw: float | None = Field(None, description="raw value the device uses for 'no value' "
-                                  "(e.g. -32768); reported as quality bad")
     unit_id: int | None = Field(None, ge=0, le=255, description="overrides the device's unit id")
 
     @field_validator("function", mode="before")
@@ -69,7 +69,7 @@ class ModbusTag(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> ModbusTag:
+    def _consistent(self) -> ModbusRegisterSpec:
         if self.function in (1, 2) and self.type != "bool":
             raise ValueError(f"function {self.function} reads bits: set type: bool "
                              f"(got {self.type})")
@@ -81,6 +81,34 @@ class ModbusTag(StrictModel):
     def spec(self, key: int) -> TagSpec:
         return TagSpec(key, Function(self.function), self.address, self.type,
                        self.byte_order, self.length)
+
+    def describe(self, unit: int) -> str:
+        return f"unit {unit} fc{self.function} @{self.address} {self.type} {self.byte_order}"
+
+
+class ModbusTag(ModbusRegisterSpec):
+    characteristic: str = Field(min_length=1, description="characteristic key on the server")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    bad_raw: float | None = Field(None, description="raw value the device uses for 'no value' "
+                                  "(e.g. -32768); reported as quality bad")
+
+
+class ModbusPartId(ModbusRegisterSpec):
+    """Where the part id is held; the id is `prefix` followed by the value."""
+
+    prefix: str = Field("", description="e.g. 'SH-' when the register holds the number of "
+                        "part SH-17")
+
+
+class ModbusTrigger(ModbusRegisterSpec):
+    """Triggered sampling, as for OPC UA: when the value at `address` changes (a part-complete
+    counter or toggle bit), read `tags` once and tag the samples with the part id."""
+
+    part_id: ModbusPartId | None = Field(
+        None, description="where the part id is held; default: the trigger's own value")
+    tags: list[ModbusTag] = Field(min_length=1)
 
 
 class ModbusConfig(SourceConfig):
@@ -98,7 +126,10 @@ class ModbusConfig(SourceConfig):
     coalesce_gap: int = Field(0, ge=0, description="read across gaps of up to this many unused "
                               "registers (only for devices that allow it)")
     max_registers_per_read: int = Field(125, ge=1, le=125)
-    tags: list[ModbusTag] = Field(min_length=1)
+    tags: list[ModbusTag] = Field(default_factory=list, description="read every interval_s")
+    triggers: list[ModbusTrigger] = Field(
+        default_factory=list, description="checked every interval_s; on a change, their tags "
+        "are read once")
 
     @model_validator(mode="after")
     def _transport_target(self) -> ModbusConfig:
@@ -106,12 +137,33 @@ class ModbusConfig(SourceConfig):
             raise ValueError("transport tcp needs host (and port, default 502)")
         if self.transport == "rtu" and not self.serial_port:
             raise ValueError("transport rtu needs serial_port, e.g. /dev/ttyUSB0")
-        for tag in self.tags:
-            if tag.type != "bool" and register_count(tag.type, tag.length) > \
+        if not self.tags and not self.triggers:
+            raise ValueError("a modbus source needs tags, triggers or both")
+        specs: list[tuple[str, ModbusRegisterSpec]] = [(f"tag {t.characteristic!r}", t)
+                                                       for t in self.tags]
+        for i, trig in enumerate(self.triggers):
+            specs.append((f"triggers[{i}]", trig))
+            if trig.part_id is not None:
+                specs.append((f"triggers[{i}].part_id", trig.part_id))
+            specs += [(f"tag {t.characteristic!r}", t) for t in trig.tags]
+        for what, spec in specs:
+            if spec.type != "bool" and register_count(spec.type, spec.length) > \
                     self.max_registers_per_read:
-                raise ValueError(f"tag {tag.characteristic!r} is wider than "
+                raise ValueError(f"{what} is wider than "
                                  f"max_registers_per_read={self.max_registers_per_read}")
         return self
+
+    def unit_of(self, spec: ModbusRegisterSpec) -> int:
+        return spec.unit_id if spec.unit_id is not None else self.unit_id
+
+    def plan(self, specs: list[ModbusRegisterSpec]) -> list[tuple[int, ReadBlock]]:
+        """(unit id, block) pairs reading `specs`; each block's TagSpec.key indexes `specs`."""
+        out = []
+        for unit in sorted({self.unit_of(s) for s in specs}):
+            keyed = [s.spec(i) for i, s in enumerate(specs) if self.unit_of(s) == unit]
+            out += [(unit, b) for b in plan_reads(keyed, self.coalesce_gap,
+                                                   self.max_registers_per_read)]
+        return out
 
 
 @register
@@ -124,15 +176,21 @@ class ModbusSource(Source):
         super().__init__(config)
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         # (unit id, block) pairs; planning is pure, so it is done once.
-        self._plan: list[tuple[int, ReadBlock]] = []
-        units = sorted({t.unit_id if t.unit_id is not None else config.unit_id
-                        for t in config.tags})
-        for unit in units:
-            specs = [t.spec(i) for i, t in enumerate(config.tags)
-                     if (t.unit_id if t.unit_id is not None else config.unit_id) == unit]
-            for block in plan_reads(specs, config.coalesce_gap, config.max_registers_per_read):
-                self._plan.append((unit, block))
+        self._plan = config.plan(list(config.tags))
+        # The trigger registers of every trigger, read together each interval; and per
+        # trigger, one plan for its group: the tags, then the part id (last, if any).
+        self._trigger_plan = config.plan(list(config.triggers))
+        self._groups: list[tuple[list[ModbusRegisterSpec], list[tuple[int, ReadBlock]]]] = []
+        for trig in config.triggers:
+            specs: list[ModbusRegisterSpec] = list(trig.tags)
+            if trig.part_id is not None:
+                specs.append(trig.part_id)
+            self._groups.append((specs, config.plan(specs)))
+        self._trigger_alone = [config.plan([trig]) for trig in config.triggers]
+        self._last_trigger: dict[int, Any] = {}
         self.requests_sent = 0
+        self.missed_triggers = 0
+        self._warned_missed = False
 
     @property
     def plan(self) -> list[tuple[int, ReadBlock]]:
@@ -153,6 +211,9 @@ class ModbusSource(Source):
                 retries=cfg.retries, reconnect_delay=0, name=cfg.name)
             target = cfg.serial_port or ""
         self._client = client
+        # After a (re)connect the first trigger value is a baseline, not a change: parts made
+        # while the link was down cannot be read any more.
+        self._last_trigger = {}
         try:
             ok = await asyncio.wait_for(client.connect(), cfg.timeout_s + 1)
         except (TimeoutError, OSError) as exc:
@@ -169,11 +230,86 @@ class ModbusSource(Source):
         if client is None or not client.connected:
             raise SourceError("not connected")
         samples: list[Sample] = []
+        tags = self.config.tags
         for unit, block in self._plan:
-            samples.extend(await self._read_block(client, unit, block))
+            ts, values = await self._read_block(client, unit, block)
+            samples += [_sample(tags[k], v, ts) for k, v in values.items()]
+        if self._trigger_plan:
+            samples += await self._check_triggers(client)
         return samples
 
-    async def _read_block(self, client: Any, unit: int, block: ReadBlock) -> list[Sample]:
+    async def _check_triggers(self, client: Any) -> list[Sample]:
+        current: dict[int, Any] = {}
+        for unit, block in self._trigger_plan:
+            current.update((await self._read_block(client, unit, block))[1])
+        samples: list[Sample] = []
+        for i, trig in enumerate(self.config.triggers):
+            value = current.get(i)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue  # the device refused the read, or has no value: no decision this time
+            before = self._last_trigger.get(i)
+            self._last_trigger[i] = value
+            if before is None or value == before:
+                continue
+            self._note_missed(trig, before, value)
+            samples += await self._read_consistent_group(client, i, value)
+        return samples
+
+    async def _read_consistent_group(self, client: Any, index: int, value: Any) -> list[Sample]:
+        """Read the group, then the trigger again: if it moved meanwhile (the next part was
+        completed between the requests), the group may mix two parts, so read again for the
+        newer part. A device updates a part's registers together with its counter, so a
+        trigger unchanged across the group's requests means the group is one part's."""
+        trig = self.config.triggers[index]
+        alone = self._trigger_alone[index]
+        for _ in range(3):
+            group = await self._read_group(client, index, value)
+            again: dict[int, Any] = {}
+            for unit, block in alone:
+                again.update((await self._read_block(client, unit, block))[1])
+            now = again.get(0)
+            if now is None or now == value:
+                return group
+            self._note_missed(trig, value, now, dropped=1)
+            self._last_trigger[index] = value = now
+        self._note_missed(trig, value, value, dropped=1)
+        return []  # parts complete faster than a group can be read; counted, not guessed
+
+    async def _read_group(self, client: Any, index: int, trigger_value: Any) -> list[Sample]:
+        trig = self.config.triggers[index]
+        specs, plan = self._groups[index]
+        values: dict[int, Any] = {}
+        ts = datetime.now(UTC)
+        for unit, block in plan:
+            ts, got = await self._read_block(client, unit, block)
+            values.update(got)
+        if trig.part_id is not None:
+            raw = values.get(len(specs) - 1)
+            part_id = None if raw is None else trig.part_id.prefix + _text(raw)
+        else:
+            part_id = _text(trigger_value)
+        return [_sample(tag, values.get(k), ts, part_id) for k, tag in enumerate(trig.tags)]
+
+    def _note_missed(self, trig: ModbusTrigger, before: Any, value: Any,
+                     dropped: int = 0) -> None:
+        """Count parts not sampled: a counter that moved by more than one between two checks
+        (interval_s longer than the part cycle), or a group read that had to be dropped."""
+        missed = dropped
+        if trig.type not in ("bool", "string", "float32", "float64"):
+            missed += max(0, int(value) - int(before) - 1)  # negative: a counter reset
+        if missed <= 0:
+            return
+        self.missed_triggers += missed
+        if not self._warned_missed:
+            self._warned_missed = True
+            log.warning("%s: trigger @%d moved from %s to %s: %d part(s) not sampled; check "
+                        "faster than the part cycle (interval_s); counted in missed_triggers",
+                        self.config.name, trig.address, before, value, missed)
+
+    async def _read_block(self, client: Any, unit: int, block: ReadBlock
+                          ) -> tuple[datetime, dict[int, Any]]:
+        """Decoded values by spec key (None for each value when the device answered with an
+        exception); a link failure raises."""
         call = {
             Function.COILS: client.read_coils,
             Function.DISCRETE_INPUTS: client.read_discrete_inputs,
@@ -187,26 +323,16 @@ class ModbusSource(Source):
             raise SourceError(f"unit {unit} {block.function.name.lower()} "
                               f"{block.address}+{block.count}: {exc}") from exc
         ts = datetime.now(UTC)
-        tags = self.config.tags
         if response.isError():
-            # The device answered with an exception code: the link is fine, these tags are not.
-            return [Sample.of(tags[spec.key].characteristic, None, "bad", ts)
-                    for spec in block.tags]
-        values = response.bits if block.function.is_bits else response.registers
-        samples = []
+            # The device answered with an exception code: the link is fine, these values not.
+            return ts, {spec.key: None for spec in block.tags}
+        words = response.bits if block.function.is_bits else response.registers
+        out: dict[int, Any] = {}
         for spec in block.tags:
-            tag = tags[spec.key]
-            raw = block.slice_for(spec, values)
-            value = bool(raw[0]) if block.function.is_bits else decode(raw, tag.type,
-                                                                        tag.byte_order)
-            if isinstance(value, str):
-                samples.append(Sample.of(tag.characteristic, value, "good", ts))
-            elif tag.bad_raw is not None and float(value) == tag.bad_raw:
-                samples.append(Sample.of(tag.characteristic, None, "bad", ts))
-            else:
-                samples.append(Sample.of(tag.characteristic,
-                                         float(value) * tag.scale + tag.offset, "good", ts))
-        return samples
+            raw = block.slice_for(spec, words)
+            out[spec.key] = bool(raw[0]) if block.function.is_bits else decode(
+                raw, spec.data_type, spec.byte_order)
+        return ts, out
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -216,9 +342,30 @@ class ModbusSource(Source):
                 client.close()
 
     def tag_rows(self) -> list[tuple[str, str, str]]:
-        rows = []
-        for tag in self.config.tags:
-            unit = tag.unit_id if tag.unit_id is not None else self.config.unit_id
-            rows.append((f"unit {unit} fc{tag.function} @{tag.address} {tag.type} "
-                         f"{tag.byte_order}", tag.characteristic, tag.unit))
+        cfg = self.config
+        rows = [(t.describe(cfg.unit_of(t)), t.characteristic, t.unit) for t in cfg.tags]
+        for trig in cfg.triggers:
+            on = f"on {trig.describe(cfg.unit_of(trig))}"
+            rows += [(f"{t.describe(cfg.unit_of(t))} ({on})", t.characteristic, t.unit)
+                     for t in trig.tags]
         return rows
+
+
+def _sample(tag: ModbusTag, value: Any, ts: datetime, part_id: str | None = None) -> Sample:
+    if value is None:
+        return Sample.of(tag.characteristic, None, "bad", ts, part_id)
+    if isinstance(value, str):
+        return Sample.of(tag.characteristic, value, "good", ts, part_id)
+    if tag.bad_raw is not None and float(value) == tag.bad_raw:
+        return Sample.of(tag.characteristic, None, "bad", ts, part_id)
+    return Sample.of(tag.characteristic, float(value) * tag.scale + tag.offset, "good", ts,
+                     part_id)
+
+
+def _text(value: Any) -> str:
+    """A part id from a register value: integers without a decimal point."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
