@@ -40,6 +40,10 @@ from edge_agent.sources.modbus_codec import (
 
 log = logging.getLogger(__name__)
 
+_READ_METHODS = {Function.COILS: "read_coils", Function.DISCRETE_INPUTS: "read_discrete_inputs",
+                 Function.HOLDING_REGISTERS: "read_holding_registers",
+                 Function.INPUT_REGISTERS: "read_input_registers"}
+
 _FUNCTION_NAMES = {"coil": 1, "coils": 1, "discrete_input": 2, "discrete_inputs": 2,
                    "holding": 3, "holding_register": 3, "holding_registers": 3,
                    "input": 4, "input_register": 4, "input_registers": 4}
@@ -310,12 +314,7 @@ class ModbusSource(Source):
                           ) -> tuple[datetime, dict[int, Any]]:
         """Decoded values by spec key (None for each value when the device answered with an
         exception); a link failure raises."""
-        call = {
-            Function.COILS: client.read_coils,
-            Function.DISCRETE_INPUTS: client.read_discrete_inputs,
-            Function.HOLDING_REGISTERS: client.read_holding_registers,
-            Function.INPUT_REGISTERS: client.read_input_registers,
-        }[block.function]
+        call = getattr(client, _READ_METHODS[block.function])
         self.requests_sent += 1
         try:
             response = await call(block.address, count=block.count, device_id=unit)

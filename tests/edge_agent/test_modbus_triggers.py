@@ -158,3 +158,54 @@ def test_trigger_config_is_validated_like_a_tag(tmp_path: Path) -> None:
         "address": 1000, "type": "uint32", "part_id": {"address": 1002, "type": "uint32"},
         "tags": [{"characteristic": "x", "address": 0}]}]}]}, "agent.yaml")
     assert ok.sources[0].triggers[0].part_id.address == 1002
+
+
+class PartDevice:
+    """A stand-in client for a device that completes the next part while the agent reads the
+    previous part's group: registers 0-1 part counter, 10 the measurement (= part number)."""
+
+    connected = True
+
+    def __init__(self, advance_on_group_reads: int) -> None:
+        self.part = 1
+        self.advance = advance_on_group_reads
+        self.log: list[int] = []
+
+    async def read_holding_registers(self, address: int, count: int, device_id: int) -> Any:
+        self.log.append(address)
+        if address == 10 and self.advance > 0:  # the next part completes after this read
+            self.advance -= 1
+            regs = [self.part]
+            self.part += 1
+            return _Response(regs)
+        regs = [self.part >> 16, self.part & 0xFFFF] if address == 0 else [self.part]
+        return _Response(regs)
+
+
+class _Response:
+    def __init__(self, registers: list[int]) -> None:
+        self.registers = registers
+
+    def isError(self) -> bool:  # pymodbus' name
+        return False
+
+
+@pytest.mark.parametrize(("advances", "sampled", "missed"), [(0, ["2"], 0), (1, ["3"], 1),
+                                                             (3, [], 4)])
+async def test_a_group_read_torn_by_the_next_part_is_read_again(
+        advances: int, sampled: list[str], missed: int) -> None:
+    source = ModbusSource(ModbusConfig.model_validate({
+        "kind": "modbus", "name": "m", "host": "h", "triggers": [{
+            "address": 0, "type": "uint32",
+            "tags": [{"characteristic": "x", "address": 10, "type": "uint16"}]}]}))
+    device = PartDevice(advance_on_group_reads=0)
+    source._client = device  # type: ignore[assignment]
+    assert await source.read() == []  # baseline: part 1
+    device.part, device.advance = 2, advances
+    got = await source.read()
+    # Only a group whose trigger did not move while it was read is kept, with its own part id;
+    # each torn read's part is counted as missed (with 3 torn reads the agent gives up, and the
+    # part current then is missed too: parts 2-5).
+    assert [s.part_id for s in got] == sampled
+    assert all(s.value == float(s.part_id or 0) for s in got)
+    assert source.missed_triggers == missed
