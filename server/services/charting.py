@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 
 import numpy as np
 
@@ -37,11 +38,49 @@ OPTION_NAMES = frozenset({"sigma_method", "mr_span", "laney", "lam", "L", "k", "
 assert set(PRIMARY) == set(CHART_KINDS)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+
+
+class Stamps(Sequence[datetime]):
+    """Timestamps held as int64 microseconds since the Unix epoch (exact); a `datetime` is made
+    only for an item asked for. A chart of a day at 1 Hz scores 86,400 points and returns a few
+    thousand: 86,400 `datetime` objects would cost more than the scoring."""
+
+    __slots__ = ("us",)
+
+    def __init__(self, us: np.ndarray) -> None:
+        self.us = us
+
+    def __len__(self) -> int:
+        return len(self.us)
+
+    @overload
+    def __getitem__(self, i: int) -> datetime: ...
+    @overload
+    def __getitem__(self, i: slice) -> Stamps: ...
+    def __getitem__(self, i: int | slice) -> datetime | Stamps:
+        if isinstance(i, slice):
+            return Stamps(self.us[i])
+        return EPOCH + timedelta(microseconds=int(self.us[i]))
+
+
+def micros(ts: Sequence[datetime]) -> np.ndarray:
+    """Timestamps as int64 microseconds since the epoch."""
+    if isinstance(ts, Stamps):
+        return ts.us
+    return np.fromiter(((t - EPOCH) // ONE_US for t in ts), np.int64, len(ts))
+
+
+def at_micros(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(us))
+
+
 @dataclass
 class Points:
     """Plotted points in time order: 1-D values or 2-D NaN-padded subgroups, lot sizes if any."""
 
-    ts: list[datetime]
+    ts: Sequence[datetime]  # a list, or Stamps
     data: np.ndarray
     sizes: np.ndarray | None = None
     _epoch: np.ndarray | None = None
@@ -53,7 +92,11 @@ class Points:
     def epoch(self) -> np.ndarray:
         """Timestamps as Unix seconds, computed once."""
         if self._epoch is None:
-            self._epoch = np.fromiter((t.timestamp() for t in self.ts), float, len(self.ts))
+            if isinstance(self.ts, Stamps):  # the same floats as datetime.timestamp()
+                self._epoch = self.ts.us / 1e6
+            else:
+                self._epoch = np.fromiter((t.timestamp() for t in self.ts), float,
+                                          len(self.ts))
         return self._epoch
 
 
@@ -61,7 +104,7 @@ class Points:
 class Scored:
     """Per-point results; NaN where no limits version is in force (version 0)."""
 
-    ts: list[datetime]
+    ts: Sequence[datetime]
     statistic: np.ndarray
     center: np.ndarray
     ucl: np.ndarray
@@ -90,6 +133,31 @@ class Scored:
                 "center": center[j], "ucl": ucl[j], "lcl": lcl[j], "sigma": sigma[j],
                 "limits_version": versions[j] or None,
                 "violations": self.violations.get(start + j, []),
+            }
+            if comp is not None:
+                p["companion"] = {k: v[j] for k, v in comp.items()}
+            out.append(p)
+        return out
+
+    def rows(self, index: np.ndarray) -> list[dict[str, Any]]:
+        """`point(i)` for every i in `index` (the chart API's kept points), one array
+        conversion per column instead of one per value."""
+        def col(a: np.ndarray) -> list[float | None]:
+            return [v if math.isfinite(v) else None for v in a[index].tolist()]
+
+        stat, center, ucl, lcl, sigma = (col(a) for a in
+                                         (self.statistic, self.center, self.ucl, self.lcl,
+                                          self.sigma))
+        versions = self.version[index].tolist()
+        comp = ({k: col(v) for k, v in self.companion.items()}
+                if self.companion is not None else None)
+        out = []
+        for j, i in enumerate(index.tolist()):
+            p: dict[str, Any] = {
+                "ts": self.ts[i].isoformat(), "statistic": stat[j], "center": center[j],
+                "ucl": ucl[j], "lcl": lcl[j], "sigma": sigma[j],
+                "limits_version": versions[j] or None,
+                "violations": self.violations.get(i, []),
             }
             if comp is not None:
                 p["companion"] = {k: v[j] for k, v in comp.items()}

@@ -9,13 +9,14 @@ from datetime import datetime
 
 import numpy as np
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic_core import to_json
 
 from server.api.deps import AppSettings, OperatorKey, Pool
 from server.api.routes.characteristics import _get, to_public
 from server.exceptions import InvalidRequest
 from server.models import QUALITY_NAMES, ChartPublic, LimitsPublic, Timestamp
-from server.repository import alarms as alarms_repo
+from server.repository import chart_data
 from server.repository import limits as limits_repo
 from server.repository import maintenance as maintenance_repo
 from server.repository import measurements as measurements_repo
@@ -63,27 +64,48 @@ def downsample(
     return np.flatnonzero(keep)
 
 
+def _points(kind: str, cols: chart_data.Columns) -> charting.Points:
+    """Plotted points of a sample chart from columns, timestamps kept as microseconds."""
+    sizes = cols.size if kind in charting.SIZED_KINDS else None
+    return charting.Points(charting.Stamps(cols.us), cols.value.astype(float), sizes)
+
+
 async def load_points(conn, characteristic, versions, start, end, limit):
-    """Good plotted points of [start, end) (the most recent `limit`), the bad samples among
-    them, and how many leading points were loaded only to start a time-weighted chart."""
+    """Good plotted points of [start, end) (the most recent `limit`), the times (µs since the
+    epoch) of the bad samples among them, and how many leading points were loaded only to start
+    a time-weighted chart."""
     kind, cid = characteristic["chart_type"], characteristic["id"]
     if kind in charting.SUBGROUP_KINDS:
-        rows, bad = await subgroups_repo.in_range(conn, cid, start, end, limit), []
-    else:
-        rows = await measurements_repo.chart_range(conn, cid, start, end, limit)
-        bad = [r for r in rows if r["quality"] >= 2]
-        rows = [r for r in rows if r["quality"] < 2]
+        rows = await subgroups_repo.in_range(conn, cid, start, end, limit)
+        return spc_eval.to_points(kind, rows), np.empty(0, np.int64), 0
+    cols = await chart_data.recent(conn, cid, start, end, limit)
+    is_bad = cols.quality >= 2
+    good = cols.take(~is_bad)
     lead = 0
-    if kind in charting.TIME_WEIGHTED and versions and rows:
+    if kind in charting.TIME_WEIGHTED and versions and len(good):
         # EWMA and CUSUM points depend on every point since their limits version began.
-        first = rows[0]["ts"]
+        first = charting.at_micros(good.us[0])
         begun = [v["effective_from"] for v in versions if v["effective_from"] <= first]
         if begun and begun[-1] < first:
-            before = await measurements_repo.evaluation_window(conn, cid, begun[-1], 0)
-            before = [r for r in before if r["ts"] < first]
+            before = await chart_data.good_between(conn, cid, begun[-1], first)
             lead = len(before)
-            rows = before + rows
-    return spc_eval.to_points(kind, rows), bad, lead
+            good = chart_data.Columns(*(np.concatenate([x, y]) for x, y in (
+                (before.us, good.us), (before.value, good.value),
+                (before.quality, good.quality), (before.size, good.size))))
+    return _points(kind, good), cols.us[is_bad], lead
+
+
+async def load_reduced(conn, characteristic, extent, buckets):
+    """A long Shewhart range reduced in the database: its good points and bad samples' times."""
+    rows = await measurements_repo.reduced_range(
+        conn, characteristic["id"], extent["first"], extent["last"], buckets)
+    us = charting.micros([r["ts"] for r in rows])
+    quality = np.array([r["quality"] for r in rows], dtype=np.int16)
+    value = np.array([r["value"] for r in rows], dtype=float)
+    size = np.array([r["sample_size"] for r in rows], dtype=float)
+    is_bad = quality >= 2
+    good = chart_data.Columns(us, value, quality, size).take(~is_bad)
+    return _points(characteristic["chart_type"], good), us[is_bad]
 
 
 @router.get("/{key}/chart", response_model=ChartPublic)
@@ -94,7 +116,7 @@ async def chart(
     downsample_: bool = Query(False, alias="downsample", description=(
         "when [start, end) holds more than `limit` points, return each time bucket's extremes "
         "and every violation instead of only the most recent points")),
-) -> JSONResponse:
+) -> Response:
     """Plotted points in [start, end): statistic, per-point centre line, limits and zone sigma,
     the companion dispersion chart (MR, R, S), the limits version of each point and the rule
     violations raised on it.
@@ -113,57 +135,55 @@ async def chart(
             in_database = extent["n"] > max(limit, settings.chart_reduce_in_database_above)
         if in_database:
             # buckets over the data's own extent within the range, as an operator zooms
-            rows = await measurements_repo.reduced_range(
-                conn, row["id"], extent["first"], extent["last"], max(limit // 2, 1))
-            bad = [r for r in rows if r["quality"] >= 2]
-            points = spc_eval.to_points(row["chart_type"], [r for r in rows if r["quality"] < 2])
+            points, bad_us = await load_reduced(conn, row, extent, max(limit // 2, 1))
             lead = 0
         else:
-            points, bad, lead = await load_points(conn, row, versions, start, end, fetch)
-        stamps = points.ts + [b["ts"] for b in bad]
-        violations = (await alarms_repo.violations_in(conn, row["id"], min(stamps), max(stamps))
-                      if stamps else [])
+            points, bad_us, lead = await load_points(conn, row, versions, start, end, fetch)
+        # the plotted points (good from `lead` on, and bad) in time order: `index` is a scored
+        # point's index, or -1 - j for bad sample j
+        good_us = charting.micros(points.ts)[lead:]
+        index = np.arange(lead, len(points))
+        order_us = good_us
+        if len(bad_us):
+            order_us = np.concatenate([good_us, bad_us])
+            index = np.concatenate([index, -1 - np.arange(len(bad_us))])
+            by_time = np.argsort(order_us, kind="stable")
+            order_us, index = order_us[by_time], index[by_time]
+        if len(order_us):
+            v_us, v_rules = await chart_data.violations(
+                conn, row["id"], charting.at_micros(order_us[0]),
+                charting.at_micros(order_us[-1]))
+        else:
+            v_us, v_rules = np.empty(0, np.int64), []
     scored = charting.score_points(row["chart_type"], row["rules"],
                                    charting.options_of(row["options"]), points, versions)
-    raised: dict[datetime, list[str]] = {}
-    for v in violations:
-        raised.setdefault(v["ts"], []).append(v["rule"])
-    # (timestamp, index of a scored point, or -1 - j for bad sample j), in time order
-    good = range(lead, len(points))
-    if bad:
-        order = sorted([(scored.ts[i], i) for i in good]
-                       + [(b["ts"], -1 - j) for j, b in enumerate(bad)])
-    else:  # the common case: already in time order, no tuples to sort
-        order = list(zip(scored.ts[lead:], good, strict=True))
-    reduced = in_database or (downsample_ and len(order) > limit)
+    reduced = in_database or (downsample_ and len(index) > limit)
     if reduced and not in_database:
-        # choose on the numbers first; only the kept points become response objects
-        index = np.fromiter((i for _, i in order), int, len(order))
+        # choose on the numbers; only the kept points become response objects
         is_good = index >= 0
-        stat = np.full(len(order), np.nan)
+        stat = np.full(len(index), np.nan)
         stat[is_good] = scored.statistic[index[is_good]]
-        stamps = np.full(len(order), np.nan)
-        stamps[is_good] = points.epoch[index[is_good]]
-        if not is_good.all():
-            stamps[~is_good] = [t.timestamp() for t, i in order if i < 0]
-        flagged = {t for t in raised}
-        always = ~is_good
-        if flagged:
-            always |= np.fromiter((t in flagged for t, _ in order), bool, len(order))
-        keep = downsample(stamps, stat, always, max(limit // 2, 1))
-        order = [order[k] for k in keep]
+        always = ~is_good | np.isin(order_us, v_us)
+        keep = downsample(order_us / 1e6, stat, always, max(limit // 2, 1))
+        order_us, index = order_us[keep], index[keep]
+    raised: dict[int, list[str]] = {}
+    for u, rule in zip(v_us.tolist(), v_rules, strict=True):
+        raised.setdefault(u, []).append(rule)
+    good_rows = iter(scored.rows(index[index >= 0]))
     out = []
-    for t, i in order:
+    for u, i in zip(order_us.tolist(), index.tolist(), strict=True):
         if i >= 0:
-            point = {**scored.point(i), "quality": "good", "violations": raised.get(t, [])}
+            point = next(good_rows)
+            point["quality"] = "good"
+            point["violations"] = raised.get(u, [])
             if in_database:
                 # neighbours in a reduced series are not neighbours in the process
                 point["companion"] = None
-            out.append(point)
         else:
-            out.append({"ts": t.isoformat(), "statistic": None, "center": None, "ucl": None,
-                        "lcl": None, "sigma": None, "quality": "bad", "limits_version": None,
-                        "violations": []})
+            point = {"ts": charting.at_micros(u).isoformat(), "statistic": None, "center": None,
+                     "ucl": None, "lcl": None, "sigma": None, "quality": "bad",
+                     "limits_version": None, "violations": []}
+        out.append(point)
     body = {
         "characteristic": to_public(row, versions[-1] if versions else None).model_dump(
             mode="json"),
@@ -172,9 +192,9 @@ async def chart(
                    for v in versions],
         "downsampled": reduced,
     }
-    # Up to 200,000 points: skip re-validating what was built from typed arrays; the schema
-    # stays documented by response_model.
-    return JSONResponse(body)
+    # Up to 200,000 points: encoded by pydantic-core (Rust) without re-validating what was
+    # built from typed arrays; the schema stays documented by response_model.
+    return Response(to_json(body), media_type="application/json")
 
 
 @router.get("/{key}/rollups")
