@@ -331,17 +331,24 @@ class SqliteBuffer(Buffer):
             log.warning("buffer %s: disk full (%s); checkpointing the WAL and, if that is not "
                         "enough, dropping the oldest samples (counted as dropped)", self.path, exc)
             self._set_low_space(True)
-        # The WAL (usually what filled the disk) into the database, truncated; if then there is
-        # no room for the reserve, the data itself does not fit.
-        # (Without leave to drop, the reserve is kept: the caller will try something smaller.)
+        # Without leave to drop, the reserve is kept: the caller will try something smaller.
         if not may_drop:
             return attempt == 0 and self._checkpoint()
-        if (attempt == 0 and (self._checkpoint()
-                              or (self._release_reserve() and self._checkpoint()))
-                and self._make_reserve()):
-            return True
-        self._release_reserve()
-        self._checkpoint()
+        # First the WAL (usually what filled the disk) into the database, truncated, with the
+        # reserve's room if need be; if then there is no room for the reserve, the data itself
+        # does not fit.
+        released = checkpointed = False
+        if attempt == 0:
+            checkpointed = self._checkpoint()
+            if not checkpointed:
+                released = self._release_reserve()
+                checkpointed = released and self._checkpoint()
+            if checkpointed and self._make_reserve():
+                return True
+        released = self._release_reserve() or released
+        if not checkpointed:
+            checkpointed = self._checkpoint()
+        progress = released or (attempt == 0 and checkpointed)
         for _ in range(32):  # each round drops at least 64 samples and a 16th of the buffer
             want = max(room_for, 64, self._depth // 16)
             try:
@@ -350,9 +357,10 @@ class SqliteBuffer(Buffer):
                 if not is_disk_full(drop_exc):
                     raise
                 log.debug("no room even to drop samples: %r", drop_exc)
-                return False
+                return progress
             if dropped == 0:
-                return False
+                break
+            progress = True
             self._depth -= dropped
             self._dropped += dropped
             if self._full_episode_drops == 0:
@@ -361,9 +369,10 @@ class SqliteBuffer(Buffer):
                             self.path, dropped, self._dropped)
             self._full_episode_drops += dropped
             self._shrink()
+            # Until the reserve is back, the next full disk could leave no room even to drop.
             if self._make_reserve():
                 break
-        return True
+        return progress
 
     def _watch_space(self) -> None:
         """At most once a second: is the filesystem low on space?"""
