@@ -106,6 +106,12 @@ class Source(ABC):
     async def close(self) -> None:
         """Release the connection. Must not raise, and must be safe to call twice."""
 
+    @property
+    def read_timeout_s(self) -> float:
+        """How long one `read()` of a polled source may take before the runner gives it up
+        (a guard against a hung read; the source's own timeouts normally end it first)."""
+        return self.config.timeout_s * 4 + 1
+
     def tag_rows(self) -> list[tuple[str, str, str]]:
         """(address, characteristic, unit) for each configured tag, for `check-config`."""
         return []

@@ -40,6 +40,7 @@ from edge_agent.sources.modbus_codec import (
 
 log = logging.getLogger(__name__)
 
+_LINK_CHECK_S = 0.25  # how often a pending request checks that the connection is still open
 _READ_METHODS = {Function.COILS: "read_coils", Function.DISCRETE_INPUTS: "read_discrete_inputs",
                  Function.HOLDING_REGISTERS: "read_holding_registers",
                  Function.INPUT_REGISTERS: "read_input_registers"}
@@ -200,6 +201,13 @@ class ModbusSource(Source):
     def plan(self) -> list[tuple[int, ReadBlock]]:
         return list(self._plan)
 
+    @property
+    def read_timeout_s(self) -> float:
+        # A device that does not answer costs (retries + 1) x timeout_s before the request
+        # fails; the guard must not cut the configured retries short.
+        cfg = self.config
+        return max(super().read_timeout_s, (cfg.retries + 1) * cfg.timeout_s + 1)
+
     async def connect(self) -> None:
         cfg = self.config
         # reconnect_delay=0 turns pymodbus's own reconnect off: the runner owns reconnection.
@@ -316,11 +324,22 @@ class ModbusSource(Source):
         exception); a link failure raises."""
         call = getattr(client, _READ_METHODS[block.function])
         self.requests_sent += 1
+        what = f"unit {unit} {block.function.name.lower()} {block.address}+{block.count}"
+        # pymodbus keeps waiting for an answer (timeout_s, then each retry) after the device
+        # has closed the connection; notice the loss instead of waiting it out.
+        request = asyncio.ensure_future(call(block.address, count=block.count, device_id=unit))
         try:
-            response = await call(block.address, count=block.count, device_id=unit)
+            while not request.done():
+                await asyncio.wait({request}, timeout=_LINK_CHECK_S)
+                if not request.done() and not client.connected:
+                    raise SourceError(f"{what}: the device closed the connection")
+        finally:
+            if not request.done():  # given up above, or this read was cancelled
+                request.cancel()
+        try:
+            response = request.result()
         except ModbusException as exc:
-            raise SourceError(f"unit {unit} {block.function.name.lower()} "
-                              f"{block.address}+{block.count}: {exc}") from exc
+            raise SourceError(f"{what}: {exc}") from exc
         ts = datetime.now(UTC)
         if response.isError():
             # The device answered with an exception code: the link is fine, these values not.
