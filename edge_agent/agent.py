@@ -77,7 +77,11 @@ class Agent:
         finally:
             self.stop.set()
             stopper.cancel()
-            await asyncio.gather(*(t.stop() for t in self.threads))
+            # A source thread whose runner has ended has closed its loop; stopping it raises.
+            for result in await asyncio.gather(*(t.stop() for t in self.threads),
+                                               return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.debug("stopping a source thread: %r", result)
             done, pending = await asyncio.wait(tasks, timeout=10)
             for task in pending:
                 task.cancel()

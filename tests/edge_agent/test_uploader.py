@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,3 +195,45 @@ def test_backoff_grows_to_the_cap_with_jitter() -> None:
     bottom = Backoff(1.0, 8.0, rng=lambda: 0.0)
     assert [bottom.next_delay() for _ in range(3)] == [0.5, 0.5, 0.5]
 
+
+
+class FailingBuffer(SqliteBuffer):
+    """Fails the way a full disk used to make it: forming the first batches, acknowledging one."""
+
+    def __init__(self, path: Path, next_batch_failures: int, ack_failures: int) -> None:
+        super().__init__(path, 10_000)
+        self.next_batch_failures = next_batch_failures
+        self.ack_failures = ack_failures
+
+    def next_batch(self, max_samples: int, exclude: str | None = None):  # type: ignore[override]
+        if self.next_batch_failures:
+            self.next_batch_failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().next_batch(max_samples, exclude)
+
+    def ack(self, key: str) -> int:
+        if self.ack_failures:
+            self.ack_failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().ack(key)
+
+
+async def test_uploader_survives_buffer_errors(ingest_receiver: IngestReceiver,
+                                               tmp_path: Path) -> None:
+    buffer = FailingBuffer(tmp_path / "failing.sqlite", next_batch_failures=3, ack_failures=1)
+    buffer.append(make(35))
+    up = Uploader(config_for(ingest_receiver.url, tmp_path), buffer)
+    stop = asyncio.Event()
+    task = asyncio.create_task(up.run(stop))
+    deadline = time.monotonic() + 20
+    while buffer.depth and time.monotonic() < deadline and not task.done():
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 10)  # ended because it was stopped, not by an exception
+    await up.aclose()
+    assert buffer.depth == 0
+    assert up.stats.buffer_errors == 4
+    # the batch whose acknowledgement failed was resent under its key and stored once
+    assert ingest_receiver.sample_count == 35
+    keys = [r.key for r in ingest_receiver.requests]
+    assert len(keys) == len(set(keys)) + 1
