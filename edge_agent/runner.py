@@ -107,7 +107,8 @@ class SourceRunner:
                 # Keep a fixed cadence; after a stall, skip the missed ticks instead of bursting.
                 next_tick = max(next_tick + cfg.interval_s, time.monotonic())
             try:
-                timeout = None if self.source.self_paced else cfg.timeout_s * 4 + 1
+                # the source says how long one read may take (Modbus: every retry included)
+                timeout = None if self.source.self_paced else self.source.read_timeout_s
                 samples = await asyncio.wait_for(self.source.read(), timeout)
             except (SourceError, TimeoutError) as exc:
                 consecutive += 1

@@ -157,11 +157,6 @@ async def test_a_connection_closed_during_a_request_fails_the_read_at_once(
     assert dead.requests == {1: 1}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding: edge_agent/runner.py gives every polled read timeout_s * 4 + 1 "
-    "(`timeout = ... cfg.timeout_s * 4 + 1`), so with retries > 3 a device that does not answer "
-    "gets fewer requests than configured (here 6 of 9); fix: use source.read_timeout_s, which "
-    "ModbusSource sets to (retries + 1) * timeout_s + 1"))
 async def test_the_runner_lets_every_configured_retry_happen(device_factory: Any) -> None:
     dead = await device_factory(delay=None)
     src = source("patient", dead.port, timeout_s=0.5, retries=8, errors_before_reconnect=1,
