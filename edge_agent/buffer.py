@@ -397,9 +397,9 @@ class SqliteBuffer(Buffer):
         pages = max(4, self._reserve_bytes // page // 2) if low else 1000
         self._db.execute(f"PRAGMA wal_autocheckpoint={pages}")
         log.log(logging.WARNING if low else logging.INFO,
-                "buffer %s: %s %d MiB free on its filesystem; WAL checkpointed every %d pages",
-                self.path, "less than" if low else "again more than", LOW_SPACE_BYTES >> 20,
-                pages)
+                "buffer %s: %s; WAL checkpointed every %d pages", self.path,
+                f"low on space (disk full, or less than {LOW_SPACE_BYTES >> 20} MiB free)" if low
+                else f"again more than {LOW_SPACE_BYTES >> 20} MiB free", pages)
 
     def _checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to zero bytes. True if done."""
