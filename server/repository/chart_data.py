@@ -102,3 +102,51 @@ async def violations(
     if row is None or row["us"] is None:
         return np.empty(0, np.int64), []
     return np.array(row["us"], dtype=np.int64), list(row["rules"])
+
+
+async def reduced(
+    conn: asyncpg.Connection, characteristic_id: int, start: datetime, end: datetime,
+    buckets: int,
+) -> Columns:
+    """A long range reduced in the database, so months of samples never leave it: the lowest
+    and highest good value of each of `buckets` equal time buckets of [start, end], the first
+    bad sample of each, and every sample that completed a rule violation; in time order.
+
+    The violating samples are looked up one by one on the primary key (a LATERAL subquery that
+    `LIMIT 1` keeps from being flattened into a join). As a join, the plan depended on the
+    statistics: for chunks that autovacuum had not analysed yet (just after a day of samples
+    arrived) PostgreSQL estimated one row on each side and chose a nested loop that compared
+    every violation with every sample of the range: 2,171 x 86,400 comparisons, 104 s for one
+    day, instead of 0.05 s with a hash join once analysed (see benchmarks/README.md)."""
+    row = await conn.fetchrow(
+        f"""WITH pts AS (
+                SELECT ts, value, quality, sample_size,
+                       floor(extract(epoch FROM ts - $2) / $4)::bigint AS bucket
+                FROM measurements
+                WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3),
+            ranked AS (
+                SELECT ts, value, quality, sample_size,
+                       row_number() OVER (PARTITION BY bucket, quality = 2
+                                          ORDER BY value, ts) AS lo,
+                       row_number() OVER (PARTITION BY bucket, quality = 2
+                                          ORDER BY value DESC, ts) AS hi
+                FROM pts),
+            kept AS (
+                SELECT ts, value, quality, sample_size FROM ranked
+                WHERE lo = 1 OR (hi = 1 AND quality < 2)
+                UNION
+                SELECT m.ts, m.value, m.quality, m.sample_size
+                FROM violations v CROSS JOIN LATERAL (
+                    SELECT ts, value, quality, sample_size FROM measurements
+                    WHERE characteristic_id = v.characteristic_id AND ts = v.ts
+                    LIMIT 1) m
+                WHERE v.characteristic_id = $1 AND v.ts >= $2 AND v.ts <= $3)
+            SELECT array_agg({_US} ORDER BY ts) AS us,
+                   array_agg(value ORDER BY ts) AS value,
+                   array_agg(quality ORDER BY ts) AS quality,
+                   array_agg(sample_size ORDER BY ts) AS size
+            FROM kept""",
+        characteristic_id, start, end,
+        max((end - start).total_seconds() / buckets, 1e-6),
+    )
+    return _columns(row, descending=False)

@@ -97,15 +97,10 @@ async def load_points(conn, characteristic, versions, start, end, limit):
 
 async def load_reduced(conn, characteristic, extent, buckets):
     """A long Shewhart range reduced in the database: its good points and bad samples' times."""
-    rows = await measurements_repo.reduced_range(
-        conn, characteristic["id"], extent["first"], extent["last"], buckets)
-    us = charting.micros([r["ts"] for r in rows])
-    quality = np.array([r["quality"] for r in rows], dtype=np.int16)
-    value = np.array([r["value"] for r in rows], dtype=float)
-    size = np.array([r["sample_size"] for r in rows], dtype=float)
-    is_bad = quality >= 2
-    good = chart_data.Columns(us, value, quality, size).take(~is_bad)
-    return _points(characteristic["chart_type"], good), us[is_bad]
+    cols = await chart_data.reduced(conn, characteristic["id"], extent["first"], extent["last"],
+                                    buckets)
+    is_bad = cols.quality >= 2
+    return _points(characteristic["chart_type"], cols.take(~is_bad)), cols.us[is_bad]
 
 
 @router.get("/{key}/chart", response_model=ChartPublic)
