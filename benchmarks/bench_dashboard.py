@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--stream-seconds", type=float, default=20.0)
     ap.add_argument("--headed-flags", default="", help="extra Chromium flags, comma-separated")
+    ap.add_argument("--reduce-in-database-above", type=int, default=None, metavar="N",
+                    help="the server's SPC_CHART_REDUCE_IN_DATABASE_ABOVE (default: its own, "
+                         "300,000); e.g. 1000 to reduce the day in SQL")
     args = ap.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -158,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     results: dict = {}
     try:
-        server = start_live_server(cluster, base)
+        env = ({} if args.reduce_in_database_above is None else
+               {"SPC_CHART_REDUCE_IN_DATABASE_ABOVE": str(args.reduce_in_database_above)})
+        server = start_live_server(cluster, base, **env)
         results["ingest_s"] = load_day(server, args.points)
         print(f"ingested {args.points} points via the API in {results['ingest_s']:.1f} s")
         flags = FLAGS + [f for f in args.headed_flags.split(",") if f]

@@ -40,5 +40,6 @@ export function mountAndon(root, ctx, line) {
     if (tiles.has(key)) { updateTile(tiles.get(key), store); order(); }
   });
   const timer = setInterval(() => { tick(); tiles.forEach((t) => updateTile(t, store)); order(); }, 5000);
-  return { unmount() { unsubscribe(); clearInterval(timer); inner?.unmount(); } };
+  const releaseCpk = store.wantCpk();
+  return { unmount() { unsubscribe(); clearInterval(timer); releaseCpk(); inner?.unmount(); } };
 }

@@ -21,14 +21,28 @@ let store = null;
 let live = null;
 let view = null; // the mounted view: { onEvent?, unmount? }
 let routing = 0;
+let storeLoading = null; // the store's first load, started by the first view that needs it
+let early = []; // live events that arrived before the store's first load finished
+
+// The tiles' data (every characteristic's recent points and the open alarms) is loaded when a
+// view needs it, or after the first view is up: a chart opened directly does not wait for it.
+function ready() {
+  storeLoading ??= store.load().then(() => {
+    for (const e of early) store.onEvent(e);
+    early = null;
+  }, (err) => { storeLoading = null; throw err; }); // the next view tries again
+  return storeLoading;
+}
 
 const ROUTES = [
-  [/^#?\/?$/, "overview", (root, ctx) => mountOverview(root, ctx)],
+  [/^#?\/?$/, "overview", async (root, ctx) => { await ctx.ready(); return mountOverview(root, ctx); }],
   [/^#\/chart\/(.+)$/, "overview", (root, ctx, key) => mountChart(root, ctx, key)],
   [/^#\/capability\/(.+)$/, "overview", (root, ctx, key) => mountCapability(root, ctx, key)],
   [/^#\/limits\/(.+)$/, "overview", (root, ctx, key) => mountLimits(root, ctx, key)],
   [/^#\/alarms$/, "alarms", (root, ctx) => mountAlarms(root, ctx)],
-  [/^#\/andon(?:\/(.+))?$/, "andon", (root, ctx, line) => mountAndon(root, ctx, line)],
+  [/^#\/andon(?:\/(.+))?$/, "andon", async (root, ctx, line) => {
+    await ctx.ready(); return mountAndon(root, ctx, line);
+  }],
   [/^#\/keys$/, "keys", (root, ctx) => mountKeys(root, ctx)],
   [/^#\/webhooks$/, "webhooks", (root, ctx) => mountWebhooks(root, ctx)],
 ];
@@ -39,10 +53,8 @@ async function login(key) {
   api = new Api(key);
   try {
     await api.whoami();
-    store = new Store(api);
-    await store.load();
   } catch (err) {
-    api = null; store?.stop(); store = null;
+    api = null;
     localStorage.removeItem(KEY_STORAGE);
     show($("#login"), true); show($("#view"), false);
     $("#login-error").textContent = err instanceof ApiError && err.status === 401
@@ -58,17 +70,19 @@ async function login(key) {
   document.querySelectorAll("#main-nav [data-needs]").forEach((a) => show(a, api.can(a.dataset.needs)));
   for (const el of ["#login"]) show($(el), false);
   for (const el of ["#view", "#logout", "#role", "#main-nav"]) show($(el), true);
+  store = new Store(api);
   store.subscribe(updateAlarmCount);
-  updateAlarmCount();
   let wasOffline = false;
   live = api.live(["*"], onEvent, (s) => {
     const badge = $("#connection");
     badge.dataset.state = s; badge.textContent = s;
     // Back after a drop: reload what may have been missed meanwhile.
-    if (s === "live" && wasOffline) { store.load().then(route); }
+    if (s === "live" && wasOffline) { storeLoading = null; early = []; ready().then(route); }
     wasOffline = s === "offline";
   });
   await route();
+  // then the tiles' data and the alarm count in the header, for whichever view comes next
+  ready().then(updateAlarmCount, () => {}); // a view that needs it shows the error
 }
 
 function updateAlarmCount() {
@@ -91,7 +105,7 @@ async function route() {
   document.body.classList.toggle("andon", section === "andon");
   document.querySelectorAll("#main-nav a").forEach((a) =>
     a.toggleAttribute("aria-current", a.dataset.route === section));
-  const ctx = { api, store, navigate: (h) => { location.hash = h; } };
+  const ctx = { api, store, ready, navigate: (h) => { location.hash = h; } };
   try {
     const mounted = await mount(root, ctx, arg ? decodeURIComponent(arg) : undefined);
     if (token !== routing) { mounted?.unmount?.(); return; } // the user moved on meanwhile
@@ -106,7 +120,8 @@ async function route() {
 }
 
 function onEvent(event) {
-  store.onEvent(event);
+  if (!early) store.onEvent(event);
+  else if (early.length < 10000) early.push(event);
   view?.onEvent?.(event);
 }
 

@@ -68,5 +68,6 @@ export function mountOverview(root, ctx) {
   });
   // Ages ("12 s ago") tick with the clock.
   const timer = setInterval(() => tiles.forEach((t) => updateTile(t, store)), 5000);
-  return { unmount() { unsubscribe(); clearInterval(timer); inner?.unmount(); } };
+  const releaseCpk = store.wantCpk();
+  return { unmount() { unsubscribe(); clearInterval(timer); releaseCpk(); inner?.unmount(); } };
 }

@@ -26,6 +26,16 @@ export class Store {
     this.alarms = new Map(); // id -> alarm (open or acknowledged only)
     this.listeners = new Set();
     this.timers = [];
+    this.cpkWanted = 0; // mounted views showing tiles
+    this.cpkAt = null;
+  }
+
+  // A view that shows Cpk on tiles: fresh values now if none or old ones; returns the release.
+  wantCpk() {
+    this.cpkWanted++;
+    if (this.cpkAt === null || Date.now() - this.cpkAt > CPK_REFRESH_MS) this.refreshCpk();
+    let released = false;
+    return () => { if (!released) { released = true; this.cpkWanted--; } };
   }
 
   async load() {
@@ -41,8 +51,12 @@ export class Store {
     this.characteristics = new Map(list.map((c) => [c.key, c]));
     this.alarms = new Map([...open, ...acked].map((a) => [a.id, a]));
     await Promise.all(list.map((c) => this.loadRecent(c.key)));
-    this.refreshCpk();
-    this.timers.push(setInterval(() => this.refreshCpk(), CPK_REFRESH_MS));
+    // Cpk is a capability study over each characteristic's whole history: computed only while
+    // tiles show it (overview, andon), not for a chart opened directly, whose own requests it
+    // would slow down.
+    this.cpkAt = null;
+    if (this.cpkWanted) this.refreshCpk();
+    this.timers.push(setInterval(() => { if (this.cpkWanted) this.refreshCpk(); }, CPK_REFRESH_MS));
     // Staleness changes with the clock, not with events.
     let last = new Map();
     this.timers.push(setInterval(() => {
@@ -79,6 +93,7 @@ export class Store {
   }
 
   async refreshCpk() {
+    this.cpkAt = Date.now();
     // Capability needs at least two values; asking sooner only earns a 400.
     await Promise.all([...this.characteristics.values()]
       .filter((c) => this.hasSpecs(c) && this.entry(c.key).good >= 2)

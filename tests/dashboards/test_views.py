@@ -216,3 +216,22 @@ def test_engineer_previews_and_activates_limits(plant: LiveServer, page) -> None
     assert latest["created_by"] == "key:engineer"
     page.wait_for_selector("#limits-history tr[data-version='2']")
     assert page.console_errors == []
+
+
+def test_capability_for_tiles_only_while_tiles_are_shown(plant: LiveServer, page) -> None:
+    open_ui(page, plant, "#/")
+    page.wait_for_selector(".tile[data-key=bore] [data-field=cpk]:text-matches('Cpk [0-9]')")
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    # a chart opened directly (a bookmark, a line monitor): no capability study of every
+    # characteristic competes with its own requests
+    page.goto(f"{plant.url}/ui/?fresh=1#/chart/bore")
+    page.wait_for_selector("#chart-i canvas")
+    page.wait_for_selector("#alarms")
+    api = [u for u in seen if "/api/v1/" in u]
+    assert [u for u in api if "/characteristics/bore/chart" in u]
+    assert not [u for u in api if "/capability" in u]
+    page.evaluate("location.hash = '#/'")
+    page.wait_for_selector(".tile[data-key=bore] [data-field=cpk]:text-matches('Cpk [0-9]')")
+    assert [u for u in seen if u.endswith("/characteristics/bore/capability")]
+    assert page.console_errors == []
