@@ -6,35 +6,59 @@ from datetime import datetime
 
 import asyncpg
 
-STAGE_TABLE = "ingest_stage"
+COLUMNS = ["characteristic_id", "ts", "value", "quality", "part_id", "sample_size"]
 
 
-async def insert_new(
+async def stored_near(
+    conn: asyncpg.Connection,
+    requests: list[tuple[int, datetime, int | None, datetime | None]],
+) -> dict[int, list[asyncpg.Record]]:
+    """What is stored around a batch about to be written, in one round trip.
+
+    requests: (characteristic_id, since, history, until). For each: up to `history` good points
+    before `since` (None: every one), then every stored sample of any quality from `since` on
+    (up to `until` inclusive, when given), in time order, as (ts, value, quality, sample_size).
+    Ingest reads this before it writes: the samples at or after `since` tell which of the batch
+    are already stored (duplicates), and together with the history they are the evaluation
+    window, so the new points never have to be read back.
+    """
+    if not requests:
+        return {}
+    cids, since, history, until = zip(*requests, strict=True)
+    rows = await conn.fetch(
+        """SELECT w.cid, m.ts, m.value, m.quality, m.sample_size
+           FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::timestamptz[])
+                AS w(cid, since, history, until)
+           CROSS JOIN LATERAL (
+               (SELECT ts, value, quality, sample_size FROM measurements
+                WHERE characteristic_id = w.cid AND ts < w.since AND quality < 2
+                ORDER BY ts DESC LIMIT w.history)
+               UNION ALL
+               (SELECT ts, value, quality, sample_size FROM measurements
+                WHERE characteristic_id = w.cid AND ts >= w.since
+                  AND (w.until IS NULL OR ts <= w.until))
+           ) m
+           ORDER BY w.cid, m.ts""",
+        list(cids), list(since), list(history), list(until),
+    )
+    out: dict[int, list[asyncpg.Record]] = {cid: [] for cid in cids}
+    for r in rows:
+        out[r["cid"]].append(r)
+    return out
+
+
+async def copy_new(
     conn: asyncpg.Connection,
     rows: list[tuple[int, datetime, float | None, int, str | None, float | None]],
-) -> list[asyncpg.Record]:
-    """COPY rows into a per-connection staging table, then keep those not already stored.
+) -> None:
+    """COPY samples known not to be stored yet straight into `measurements`.
 
-    Must run inside a transaction. Returns the (characteristic_id, ts, value, quality) of the rows
-    actually inserted, so duplicates (a re-sent sample) are neither stored nor evaluated twice.
+    The caller has found the duplicates with `stored_near` while holding the ingest lock of
+    every characteristic in `rows` (only ingest writes measurements, always under that lock),
+    so no conflict can arise between that read and this write: no staging table and no
+    ON CONFLICT are needed, and the write is the same COPY as a raw bulk load.
     """
-    await conn.execute(
-        f"""CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (
-                characteristic_id int, ts timestamptz, value double precision,
-                quality smallint, part_id text, sample_size double precision)
-            ON COMMIT DELETE ROWS"""
-    )
-    await conn.copy_records_to_table(STAGE_TABLE, records=rows)
-    # DISTINCT ON keeps the first of two samples a batch gives for one (characteristic, ts).
-    return await conn.fetch(
-        f"""INSERT INTO measurements (characteristic_id, ts, value, quality, part_id, sample_size)
-            SELECT DISTINCT ON (characteristic_id, ts)
-                   characteristic_id, ts, value, quality, part_id, sample_size
-            FROM {STAGE_TABLE}
-            ORDER BY characteristic_id, ts
-            ON CONFLICT (characteristic_id, ts) DO NOTHING
-            RETURNING characteristic_id, ts, value, quality"""
-    )
+    await conn.copy_records_to_table("measurements", records=rows, columns=COLUMNS)
 
 
 async def evaluation_window(
@@ -176,21 +200,17 @@ async def count(conn: asyncpg.Connection, characteristic_id: int) -> int:
     )
 
 
-async def claim_batch(conn: asyncpg.Connection, key: str, agent: str | None) -> bool:
-    """Record an idempotency key; False when a batch with this key was already stored."""
+async def claim_batch(
+    conn: asyncpg.Connection, key: str, agent: str | None, accepted: int, duplicates: int
+) -> bool:
+    """Record an idempotency key with its batch's counts; False when a batch with this key was
+    already stored (a concurrent one with the same key waits here until that one commits)."""
     inserted = await conn.fetchval(
         """INSERT INTO ingest_batches (idempotency_key, agent, accepted, duplicates)
-           VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING RETURNING true""",
-        key, agent,
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+        key, agent, accepted, duplicates,
     )
     return bool(inserted)
-
-
-async def finish_batch(conn: asyncpg.Connection, key: str, accepted: int, duplicates: int) -> None:
-    await conn.execute(
-        "UPDATE ingest_batches SET accepted = $2, duplicates = $3 WHERE idempotency_key = $1",
-        key, accepted, duplicates,
-    )
 
 
 async def stored_batch(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:

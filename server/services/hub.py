@@ -66,6 +66,11 @@ class Hub:
                 if not watchers:
                     del self._by_key[key]
 
+    def watches(self, key: str) -> bool:
+        """Whether any client would receive an event about characteristic `key`, so ingest
+        builds point events only for characteristics someone watches."""
+        return key in self._by_key or EVERYTHING in self._by_key
+
     def revoke(self, key_id: int) -> int:
         """End the streams of clients logged in with a key just revoked; how many."""
         ended = [sub for sub in self.subscribers if sub.key_id == key_id]

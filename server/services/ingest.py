@@ -4,157 +4,238 @@ A batch is all or nothing: any invalid sample rejects it before a row is written
 evaluation plus the webhook outbox share one transaction. Characteristics are locked in id order
 (transaction-scoped advisory locks), so concurrent batches touching the same series serialise and
 never deadlock.
+
+Under those locks one query reads what is stored around the batch (`measurements.stored_near`):
+the samples already stored at the batch's timestamps are its duplicates, and with the points
+before them they form the evaluation window, so the new samples are written with one plain COPY
+and never read back. Samples are handled as the dicts the JSON parser produced (validated at
+the edge, in the route), not as one model object each.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from server.exceptions import IngestRejected, PayloadTooLarge, PermissionDenied
-from server.models import QUALITY_CODES, IngestRequest, IngestResult
+from server.models import QUALITY_CODES, IngestResult
 from server.repository import characteristics as characteristics_repo
 from server.repository import hierarchy as hierarchy_repo
+from server.repository import limits as limits_repo
 from server.repository import measurements as measurements_repo
 from server.repository import subgroups as subgroups_repo
 from server.services import spc_eval
 from server.services.charting import ATTRIBUTE_KINDS, SIZED_KINDS, SUBGROUP_KINDS
 
 INGEST_LOCK_CLASS = 0x5350  # first key of the two-int advisory lock; the second is the id
+BAD = QUALITY_CODES["bad"]
+
+# A validated sample: {"characteristic", "ts", and optionally "value", "quality", "part_id",
+# "size"} (server.models.SampleIn's fields; absent ones take SampleIn's defaults).
+Sample = dict[str, Any]
 
 
-def validate(request: IngestRequest, max_samples: int, max_future_skew_s: float) -> None:
-    if len(request.samples) > max_samples:
+def validate(samples: list[Sample], max_samples: int, max_future_skew_s: float) -> None:
+    if len(samples) > max_samples:
         raise PayloadTooLarge(
-            f"batch has {len(request.samples)} samples; the limit is {max_samples}"
+            f"batch has {len(samples)} samples; the limit is {max_samples}"
         )
     latest = datetime.now(UTC) + timedelta(seconds=max_future_skew_s)
-    for i, s in enumerate(request.samples):
+    isfinite = math.isfinite
+    for i, s in enumerate(samples):
+        ts = s["ts"]
+        quality = s.get("quality", "good")
+        value = s.get("value")
         problem = None
-        if s.ts.tzinfo is None:
+        if ts.tzinfo is None:
             problem = "ts has no time zone; send UTC with 'Z'"
-        elif s.ts > latest:
+        elif ts > latest:
             problem = f"ts is more than {max_future_skew_s:g}s in the future (agent clock?)"
-        elif s.quality != "bad" and s.value is None:
-            problem = f"a {s.quality} sample needs a value"
-        elif s.quality != "bad" and not math.isfinite(s.value):  # type: ignore[arg-type]
-            problem = f"value must be finite, got {s.value}"
+        elif quality != "bad" and value is None:
+            problem = f"a {quality} sample needs a value"
+        elif quality != "bad" and not isfinite(value):
+            problem = f"value must be finite, got {value}"
         if problem is not None:  # the message is built only for the sample that fails
             raise IngestRejected(
-                f"samples[{i}] ({s.characteristic} at {s.ts.isoformat()}): {problem}", sample=i
+                f"samples[{i}] ({s['characteristic']} at {ts.isoformat()}): {problem}", sample=i
             )
+
+
+def nobody(key: str) -> bool:
+    return False
 
 
 async def ingest(
-    pool: asyncpg.Pool, request: IngestRequest, idempotency_key: str | None,
+    pool: asyncpg.Pool, agent: str | None, samples: list[Sample], idempotency_key: str | None,
     max_samples: int, max_future_skew_s: float, scope: str | None = None,
-    want_points: bool = True,
+    watched: Callable[[str], bool] = nobody,
 ) -> tuple[IngestResult, list[dict[str, Any]]]:
-    """Store a batch; return its result and the live events to publish after commit."""
-    validate(request, max_samples, max_future_skew_s)
-    keys = sorted({s.characteristic for s in request.samples})
+    """Store a batch; return its result and the live events to publish after commit (point
+    events only for the characteristics `watched`)."""
+    validate(samples, max_samples, max_future_skew_s)
+    keys = sorted({s["characteristic"] for s in samples})
     async with pool.acquire() as conn:
         known = await characteristics_repo.ids_for_keys(conn, keys)
-        for i, s in enumerate(request.samples):
-            if s.characteristic not in known:
-                raise IngestRejected(
-                    f"samples[{i}]: unknown characteristic {s.characteristic!r}; "
-                    "create it first (POST /api/v1/characteristics)",
-                    sample=i,
-                )
+        if len(known) < len(keys):
+            for i, s in enumerate(samples):
+                if s["characteristic"] not in known:
+                    raise IngestRejected(
+                        f"samples[{i}]: unknown characteristic {s['characteristic']!r}; "
+                        "create it first (POST /api/v1/characteristics)",
+                        sample=i,
+                    )
         if scope is not None:
             lines = await hierarchy_repo.lines_of(conn, [c["id"] for c in known.values()])
-            for i, s in enumerate(request.samples):
-                line = lines[known[s.characteristic]["id"]]
+            for i, s in enumerate(samples):
+                line = lines[known[s["characteristic"]]["id"]]
                 if line != scope:
                     raise PermissionDenied(
                         f"samples[{i}]: this agent key may write line {scope!r} only; "
-                        f"{s.characteristic!r} is on line {line!r}",
+                        f"{s['characteristic']!r} is on line {line!r}",
                         sample=i,
                     )
-        check_kinds(request, known)
-        rows = [
-            (known[s.characteristic]["id"], s.ts, None if s.quality == "bad" else s.value,
-             QUALITY_CODES[s.quality], s.part_id, s.size)
-            for s in request.samples
-        ]
+        check_kinds(samples, known)
+        rows, first, last = to_rows(samples, known)
+        by_id = {c["id"]: c for c in known.values()}
+        cids = sorted(by_id)
         async with conn.transaction():
-            if idempotency_key is not None and not await measurements_repo.claim_batch(
-                conn, idempotency_key, request.agent
-            ):
-                stored = await measurements_repo.stored_batch(conn, idempotency_key)
-                return IngestResult(
-                    accepted=stored["accepted"], duplicates=stored["duplicates"], replayed=True
-                ), []
             # One statement takes every lock, in id order, so batches never deadlock.
             await conn.execute(
                 "SELECT count(pg_advisory_xact_lock($1, id)) FROM unnest($2::int[]) AS id",
-                INGEST_LOCK_CLASS, sorted(r["id"] for r in known.values()),
+                INGEST_LOCK_CLASS, cids,
             )
-            inserted = await measurements_repo.insert_new(conn, rows) if rows else []
-            if idempotency_key is not None:
-                await measurements_repo.finish_batch(
-                    conn, idempotency_key, len(inserted), len(rows) - len(inserted)
-                )
-            by_char: dict[int, list[asyncpg.Record]] = defaultdict(list)
-            for r in inserted:
-                by_char[r["characteristic_id"]].append(r)
-            by_id = {c["id"]: c for c in known.values()}
-            events = await evaluate_new(conn, [(by_id[cid], new) for cid, new in
-                                               sorted(by_char.items())], want_points)
-        return IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted)), events
+            versions = await limits_repo.versions_for(conn, cids) if cids else {}
+            requests, preload = [], set()
+            for cid in cids:
+                window = spc_eval.preload_request(by_id[cid], versions[cid], first[cid])
+                if window is None:  # read only the batch's own time span, for duplicates
+                    requests.append((cid, first[cid], 0, last[cid]))
+                else:
+                    requests.append((cid, *window, None))
+                    preload.add(cid)
+            stored = await measurements_repo.stored_near(conn, requests)
+            new = drop_stored(rows, stored, first)
+            duplicates = len(rows) - len(new)
+            if idempotency_key is not None and not await measurements_repo.claim_batch(
+                conn, idempotency_key, agent, len(new), duplicates
+            ):
+                found = await measurements_repo.stored_batch(conn, idempotency_key)
+                return IngestResult(accepted=found["accepted"], duplicates=found["duplicates"],
+                                    replayed=True), []
+            if new:
+                await measurements_repo.copy_new(conn, new)
+            events = await evaluate_new(conn, by_id, versions, stored, preload, new, watched)
+        return IngestResult(accepted=len(new), duplicates=duplicates), events
+
+
+def to_rows(
+    samples: list[Sample], known: dict[str, asyncpg.Record]
+) -> tuple[list[tuple], dict[int, datetime], dict[int, datetime]]:
+    """Rows for `measurements` in batch order, and each characteristic's first and last ts."""
+    ids = {key: c["id"] for key, c in known.items()}
+    rows = []
+    first: dict[int, datetime] = {}
+    last: dict[int, datetime] = {}
+    for s in samples:
+        cid, ts = ids[s["characteristic"]], s["ts"]
+        quality = QUALITY_CODES[s.get("quality", "good")]
+        rows.append((cid, ts, None if quality == BAD else s.get("value"), quality,
+                     s.get("part_id"), s.get("size")))
+        lo = first.get(cid)
+        if lo is None:
+            first[cid] = last[cid] = ts
+        elif ts < lo:
+            first[cid] = ts
+        elif ts > last[cid]:
+            last[cid] = ts
+    return rows, first, last
+
+
+def drop_stored(
+    rows: list[tuple], stored: dict[int, list[asyncpg.Record]], first: dict[int, datetime]
+) -> list[tuple]:
+    """The rows to write: neither stored already nor repeating an earlier row of the batch at
+    the same (characteristic, ts) (the first one is kept)."""
+    seen = {(cid, r["ts"]) for cid, found in stored.items() for r in found
+            if r["ts"] >= first[cid]}
+    # the common case: nothing stored in the batch's span, no sample twice in the batch
+    if not seen and len({(r[0], r[1]) for r in rows}) == len(rows):
+        return rows
+    new = []
+    for row in rows:
+        key = (row[0], row[1])
+        if key not in seen:
+            seen.add(key)
+            new.append(row)
+    return new
 
 
 async def evaluate_new(
-    conn: asyncpg.Connection, stored: list[tuple[asyncpg.Record, list[asyncpg.Record]]],
-    want_points: bool,
+    conn: asyncpg.Connection, by_id: dict[int, asyncpg.Record],
+    versions: dict[int, list[asyncpg.Record]], stored: dict[int, list[asyncpg.Record]],
+    preload: set[int], new: list[tuple], watched: Callable[[str], bool],
 ) -> list[dict[str, Any]]:
     """Evaluate the newly stored samples of each characteristic; the live events they produce."""
+    by_char: dict[int, list[tuple]] = {}
+    for r in new:
+        by_char.setdefault(r[0], []).append(r)
     events: list[dict[str, Any]] = []
     jobs: list[spc_eval.Job] = []
-    for characteristic, new_rows in stored:
+    windows: dict[int, spc_eval.Points] = {}
+    for cid, new_rows in sorted(by_char.items()):
+        characteristic = by_id[cid]
         key, kind = characteristic["key"], characteristic["chart_type"]
-        if want_points and kind not in SUBGROUP_KINDS:
+        if kind not in SUBGROUP_KINDS and watched(key):
             events.extend(
-                {"type": "point", "characteristic": key, "ts": r["ts"].isoformat(),
+                {"type": "point", "characteristic": key, "ts": r[1].isoformat(),
                  "quality": "bad", "statistic": None, "violations": []}
-                for r in new_rows if r["quality"] == QUALITY_CODES["bad"]
+                for r in new_rows if r[3] == BAD
             )
-        good = [r["ts"] for r in new_rows if r["quality"] != QUALITY_CODES["bad"]]
+        good = [(r[1], r[2], r[5]) for r in new_rows if r[3] != BAD]
         if kind in SUBGROUP_KINDS:
-            good = await subgroups_repo.form(
-                conn, characteristic["id"], characteristic["subgrouping"],
+            since = await subgroups_repo.form(
+                conn, cid, characteristic["subgrouping"],
                 characteristic["subgroup_size"], characteristic["subgroup_window_s"],
             )
-        if good:
-            jobs.append(spc_eval.Job(characteristic, min(good)))
-    return events + await spc_eval.evaluate(conn, jobs, want_points=want_points)
+            if since:
+                jobs.append(spc_eval.Job(characteristic, min(since)))
+        elif good:
+            job = spc_eval.Job(characteristic, min(g[0] for g in good))
+            jobs.append(job)
+            if cid in preload:
+                windows[cid] = spc_eval.window_from(kind, stored[cid], good, job.since)
+    return events + await spc_eval.evaluate(conn, jobs, watched=watched, versions=versions,
+                                            preloaded=windows)
 
 
-def check_kinds(request: IngestRequest, known: dict[str, asyncpg.Record]) -> None:
+def check_kinds(samples: list[Sample], known: dict[str, asyncpg.Record]) -> None:
     """Attributes charts count things: whole, non-negative numbers, with the lot size (from the
     sample, or the characteristic's fixed `sample_size`, which is filled in here)."""
-    for i, s in enumerate(request.samples):
-        characteristic = known[s.characteristic]
+    attributes = {key for key, c in known.items() if c["chart_type"] in ATTRIBUTE_KINDS}
+    if not attributes:
+        return
+    for i, s in enumerate(samples):
+        characteristic = known[s["characteristic"]]
         kind = characteristic["chart_type"]
-        if s.quality == "bad" or kind not in ATTRIBUTE_KINDS:
+        if s.get("quality", "good") == "bad" or kind not in ATTRIBUTE_KINDS:
             continue
-        where = f"samples[{i}] ({s.characteristic}, a {kind} chart)"
-        assert s.value is not None  # validate() has checked good samples have values
-        if s.value < 0 or s.value != int(s.value):
-            raise IngestRejected(f"{where}: value must be a whole count >= 0, got {s.value}",
+        where = f"samples[{i}] ({s['characteristic']}, a {kind} chart)"
+        value = s["value"]  # validate() has checked good samples have values
+        if value < 0 or value != int(value):
+            raise IngestRejected(f"{where}: value must be a whole count >= 0, got {value}",
                                  sample=i)
-        if kind in SIZED_KINDS and s.size is None:
-            s.size = characteristic["sample_size"]
-            if s.size is None:
+        size = s.get("size")
+        if kind in SIZED_KINDS and size is None:
+            size = s["size"] = characteristic["sample_size"]
+            if size is None:
                 raise IngestRejected(
                     f"{where}: 'size' (units inspected) is required: send it with the sample or "
                     "set the characteristic's sample_size", sample=i)
-        if kind in ("p", "np") and s.size is not None and s.value > s.size:
+        if kind in ("p", "np") and size is not None and value > size:
             raise IngestRejected(
-                f"{where}: {s.value:g} defectives exceed the {s.size:g} units inspected", sample=i
+                f"{where}: {value:g} defectives exceed the {size:g} units inspected", sample=i
             )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,6 +115,41 @@ class Job:
     since: datetime
 
 
+def preload_request(
+    characteristic: asyncpg.Record, versions: list[asyncpg.Record], first: datetime
+) -> tuple[datetime, int | None] | None:
+    """(since, history) to read with `measurements.stored_near` before a batch whose earliest
+    sample of this characteristic is at `first`, so that `window_from` can build the evaluation
+    window without reading the new points back; None when the window must be read after the
+    write (subgroup charts, which group stored samples; EWMA and CUSUM, which read from their
+    limits version's start; a characteristic still waiting for its baseline)."""
+    kind = characteristic["chart_type"]
+    if kind in SUBGROUP_KINDS or kind in TIME_WEIGHTED or not versions:
+        return None
+    return first, HISTORY
+
+
+def window_from(
+    kind: str, stored: list[Any], new: list[tuple[datetime, float | None, float | None]],
+    since: datetime,
+) -> Points:
+    """The evaluation window of a job from `since` on, built from what `stored_near` read
+    before the write (history before the batch's earliest sample, then every stored sample of
+    any quality from it on) and the samples just written (ts, value, sample_size; good ones):
+    the last HISTORY good points before `since` and every good point from it on, which is
+    what `measurements.evaluation_windows` would read after the write."""
+    good = [(r["ts"], r["value"], r["sample_size"]) for r in stored if r["quality"] < 2]
+    good.extend(new)
+    good.sort(key=lambda r: r[0])
+    ts = [r[0] for r in good]
+    start = max(0, bisect_left(ts, since) - HISTORY)
+    keep = good[start:]
+    sizes = None
+    if kind in SIZED_KINDS:
+        sizes = np.array([r[2] for r in keep], dtype=float)
+    return Points(ts[start:], np.array([r[1] for r in keep], dtype=float), sizes)
+
+
 @dataclass
 class Hit:
     characteristic: asyncpg.Record
@@ -126,16 +162,29 @@ class Hit:
         return (self.characteristic["id"], self.rule, self.scored.ts[self.index])
 
 
+def everyone(key: str) -> bool:
+    return True
+
+
 async def evaluate(
-    conn: asyncpg.Connection, jobs: list[Job], *, want_points: bool = True
+    conn: asyncpg.Connection, jobs: list[Job], *, watched: Callable[[str], bool] = everyone,
+    versions: dict[int, list[asyncpg.Record]] | None = None,
+    preloaded: dict[int, Points] | None = None,
 ) -> list[dict[str, Any]]:
     """Score the points of every job from its `since` on; raise alarms for newly completed
-    patterns; return the live events. A fixed number of round trips whatever the number of
-    characteristics (plus a few for baselines being fitted)."""
+    patterns; return the live events (point events only for characteristics `watched`). A fixed
+    number of round trips whatever the number of characteristics (plus a few for baselines
+    being fitted).
+
+    `versions` (the limits versions of every job's characteristic) and `preloaded` (a job's
+    evaluation window, exactly as `measurements.evaluation_windows` would read it; see
+    `window_from`) spare round trips when the caller has them already."""
     events: list[dict[str, Any]] = []
     if not jobs:
         return events
-    versions = await limits_repo.versions_for(conn, [j.characteristic["id"] for j in jobs])
+    if versions is None:
+        versions = await limits_repo.versions_for(conn, [j.characteristic["id"] for j in jobs])
+    preloaded = dict(preloaded or {})
     for job in jobs:
         cid = job.characteristic["id"]
         if not versions[cid]:
@@ -144,9 +193,12 @@ async def evaluate(
                 versions[cid] = [fitted]
                 events.append(limits_event(job.characteristic["key"], fitted))
                 job.since = min(job.since, fitted["effective_from"])
+                preloaded.pop(cid, None)  # the window now starts at the baseline
     sample_requests, subgroup_requests = [], []
     for job in jobs:
         kind, cid = job.characteristic["chart_type"], job.characteristic["id"]
+        if cid in preloaded:
+            continue
         load_from, history = job.since, HISTORY
         if kind in TIME_WEIGHTED and versions[cid]:
             # each EWMA/CUSUM point depends on every point since its limits version began
@@ -159,7 +211,8 @@ async def evaluate(
     hits: list[Hit] = []
     for job in jobs:
         ch = job.characteristic
-        points = to_points(ch["chart_type"], rows.get(ch["id"], []))
+        points = (preloaded[ch["id"]] if ch["id"] in preloaded
+                  else to_points(ch["chart_type"], rows.get(ch["id"], [])))
         if not len(points):
             continue
         scored = charting.score_points(ch["chart_type"], ch["rules"],
@@ -168,7 +221,7 @@ async def evaluate(
         first_new = bisect_left(points.ts, job.since)
         hits.extend(Hit(ch, scored, i, rule) for i in range(first_new, len(points))
                     for rule in scored.violations.get(i, []))
-        if want_points:
+        if watched(ch["key"]):
             events.extend({"type": "point", "characteristic": ch["key"], "quality": "good", **p}
                           for p in scored.points(first_new))
     raised = await alarms_repo.raised_among(conn, [h.key for h in hits])
