@@ -102,9 +102,9 @@ async def test_disk_full_buffer(pg_cluster: LocalCluster, tmp_path: Path, small_
 
         await wait_for(delivering, 30, "the first samples stored")
         server.kill()
+        # Full when fill() returns (ENOSPC); not checked again with statvfs, since the agent
+        # may already have freed some of its own space by then.
         filled = fill(filler)
-        st = os.statvfs(small_fs)
-        assert st.f_bavail * st.f_frsize < 4096, "the filesystem is not full"
 
         async def dropping() -> bool:
             return "disk full, dropped" in agent.log or agent.process.poll() is not None
