@@ -23,6 +23,7 @@ import gzip
 import json
 import logging
 import random
+import sqlite3
 import ssl
 import time
 from collections.abc import Callable
@@ -244,8 +245,10 @@ class Uploader:
         self.stats.last_error = f"buffer: {type(exc).__name__}: {exc}"
         if not self._buffer_failing:
             self._buffer_failing = True
+            # A traceback only for the unexpected: a disk error says all there is to say.
+            expected = isinstance(exc, (sqlite3.Error, OSError))
             log.error("the uploader cannot use the buffer (%s: %s); retrying with backoff",
-                      type(exc).__name__, exc, exc_info=exc)
+                      type(exc).__name__, exc, exc_info=None if expected else exc)
         return self._buffer_backoff.next_delay()
 
     def _transient(self, reason: str, retry_after: float | None) -> float:
