@@ -102,6 +102,13 @@ def check_config(path: str, timeout: float = 10.0) -> int:
         return 2
     print(f"{path}: valid; agent {config.agent.name}, {len(config.sources)} source(s), "
           f"server {config.server.url}")
+    for source in config.sources:
+        security = getattr(source, "security", None)
+        if security is not None and not security.secured:
+            # stderr: the table on stdout stays machine-readable
+            print(f"warning: {source.name}: OPC UA without security (allow_insecure): values and "
+                  "credentials travel in clear and the server is not authenticated; "
+                  "use this only on an isolated cell network", file=sys.stderr)
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

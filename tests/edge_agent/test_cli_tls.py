@@ -54,6 +54,9 @@ def test_check_config_prints_every_tag_with_value_quality_unit(
          "tags": [{"characteristic": "spindle_temp", "address": 4, "unit": "°C"}]}])
     out = run_spc("check-config", str(path))
     assert out.returncode == 0, out.stderr + out.stdout
+    # the insecure source is named, the Modbus one (no security to have) is not
+    assert "warning: cnc1-opcua: OPC UA without security" in out.stderr
+    assert "cnc1-modbus" not in out.stderr
     lines = out.stdout.splitlines()
     assert "valid; agent commissioning, 2 source(s)" in lines[0]
     assert lines[1].split() == ["SOURCE", "TAG", "CHARACTERISTIC", "VALUE", "QUALITY", "UNIT"]
