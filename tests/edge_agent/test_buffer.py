@@ -105,6 +105,12 @@ class BufferContract:
         rest = buf.next_batch(100)
         assert rest is not None and values(rest.samples) == [7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
 
+    def test_drops_noted_from_outside_are_counted(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        buf.note_dropped(4)  # e.g. shed by the writer while the buffer could not be written
+        buf.append(samples(2))
+        assert buf.dropped == 4 and buf.depth == 2
+
     def test_quarantine_removes_the_batch_and_counts_it(self, tmp_path: Path) -> None:
         buf = self.make(tmp_path)
         buf.append(samples(6))
