@@ -49,6 +49,7 @@ _SQLITE_FULL = 13
 _SQLITE_IOERR_SHMSIZE = 4874
 RESERVE_BYTES = 64 * 1024  # released on a full disk: room for the transaction that drops
 LOW_SPACE_BYTES = 16 * 1024 * 1024  # below this free, the WAL is checkpointed often
+CONVERT_MAX_BYTES = 64 * 1024 * 1024  # an older buffer file up to this size gets auto_vacuum
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +268,7 @@ class SqliteBuffer(Buffer):
         self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._convert_to_auto_vacuum()
         self._depth = self._db.execute("SELECT count(*) FROM samples").fetchone()[0]
         self._dropped = self._counter("dropped")
         self._unsaved_drops = 0  # counted (in _dropped) but not yet written to the file
@@ -278,6 +280,27 @@ class SqliteBuffer(Buffer):
         self._next_space_check = 0.0
         self._watch_space()
         self._make_reserve()
+
+    def _convert_to_auto_vacuum(self) -> None:
+        """A buffer file made before auto_vacuum was set keeps freed pages to itself; a small
+        one is rewritten once (VACUUM) so that it can give them back on a full disk."""
+        if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] != 0:
+            return
+        try:
+            size = self.path.stat().st_size
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return
+        if size > CONVERT_MAX_BYTES or st.f_bavail * st.f_frsize < 3 * size + LOW_SPACE_BYTES:
+            return
+        try:
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            log.warning("buffer %s: could not enable incremental vacuum (%s); freed space stays "
+                        "in the file", self.path, exc)
+            return
+        log.info("buffer %s: rewritten once with incremental vacuum enabled", self.path)
 
     def _counter(self, name: str) -> int:
         return self._db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()[0]

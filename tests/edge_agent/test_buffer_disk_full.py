@@ -191,3 +191,28 @@ def test_a_filesystem_filled_by_someone_else(tiny_fs: Path) -> None:
     assert acked + buf.dropped == appended
     assert saved(tiny_fs / "b.sqlite")[0] == buf.dropped
     buf.close()
+
+
+def test_an_older_buffer_file_is_converted_to_incremental_vacuum(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    buf = SqliteBuffer(path, 1000)
+    buf.append(samples(10))
+    batch = buf.next_batch(4)
+    assert batch is not None
+    buf.close()
+    db = sqlite3.connect(path)  # as files were made before: auto_vacuum NONE
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.execute("PRAGMA auto_vacuum=NONE")
+    db.execute("VACUUM")
+    assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    db.close()
+    buf = SqliteBuffer(path, 1000)
+    assert buf._db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    assert buf._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # everything kept: samples, the batch in flight with its key, the id sequence
+    again = buf.next_batch(4)
+    assert again is not None and again.key == batch.key and again.samples == batch.samples
+    assert buf.depth == 10
+    buf.append(samples(1, start=10))
+    assert saved(path)[2] == [float(i) for i in range(11)]
+    buf.close()
