@@ -234,9 +234,9 @@ async def raise_alarms(conn: asyncpg.Connection, hits: list[Hit]) -> list[dict[s
     extends that episode's alarm, any other opens a new one. One webhook event per new alarm."""
     if not hits:
         return []
-    cids = sorted({h.characteristic["id"] for h in hits})
+    pairs = sorted({(h.characteristic["id"], h.rule) for h in hits})
     open_alarms: dict[tuple[int, str], dict[str, Any]] = {}
-    for r in await alarms_repo.open_spc_alarms(conn, cids):
+    for r in await alarms_repo.open_spc_alarms(conn, pairs):
         open_alarms[(r["characteristic_id"], r["rule"])] = alarm_public(r) | {
             "_cid": r["characteristic_id"], "_last": r["last_ts"], "_added": 0, "_new": False}
     touched: list[dict[str, Any]] = []
