@@ -2,20 +2,28 @@
 latency from an ingest request to its alarm on the WebSocket.
 
     .venv/bin/python benchmarks/bench_ingest.py [--seconds 20] [--clients 4] [--batch 1000]
+        [--series 20] [--rounds 1] [--before DIR]
 
 Everything runs on this machine: a private PostgreSQL + TimescaleDB cluster, `spc server` as a
 real uvicorn process, load generators as separate processes posting pre-encoded JSON batches over
-loopback HTTP, and a WebSocket client. Figures are printed as a table; the ratios are measured in
-the same run, so the machine's load affects both sides alike.
+loopback HTTP, and a WebSocket client. A *point* is one sample of one characteristic (one element
+of a batch's `samples`); the rates below count points stored (acknowledged as accepted).
 
-1. Raw COPY: asyncpg `copy_records_to_table` of the same rows, in batches of `--batch`, into the
-   `measurements` hypertable of a database migrated with the project's schema: the storage ceiling.
-2. Ingest: `--clients` processes (agents) each posting batches of `--batch` samples spread over
-   its own share of `--series` I-MR characteristics with known limits (so every batch is
-   evaluated with the Western Electric rules), as fast as the server acknowledges them.
-3. Latency: one generator at `--rate` samples/s (batches every 100 ms); every 0.5 s one batch also
-   carries a 10-sigma point of a watched characteristic; the time from sending that batch to the
-   alarm event on the WebSocket, p50/p99.
+Each round, for each server under test (this tree, and with `--before DIR` also the tree in DIR,
+e.g. `git archive <commit> | tar -x -C DIR`, run with the same interpreter), in a fresh database:
+
+1. Raw COPY: asyncpg `copy_records_to_table` of rows of the same shape (characteristic, ts, value,
+   quality), in batches of `--batch`, one connection, into the `measurements` hypertable of the
+   database the server under test is using (the same hypertable, foreign key and index included),
+   for `--series` characteristics of its own: the storage ceiling, measured right before the
+   ingest phase.
+2. Ingest: `--clients` processes (agents) each posting batches of `--batch` points spread over
+   its own share of `--series` I-MR characteristics with known limits (so every point is
+   evaluated with the Western Electric rules, and alarms are raised), with an Idempotency-Key,
+   as fast as the server acknowledges them. Printed with its ratio to step 1.
+3. Latency: one generator at `--rate` points/s in `--batches-per-second` requests; every 0.5 s
+   one batch also carries a 10-sigma point of a watched characteristic; the time from sending
+   that batch to the alarm event on the WebSocket, p50/p99.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,12 +44,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from server.core import db  # noqa: E402
 from server.core.localdb import LocalCluster  # noqa: E402
 
 SPC = [sys.executable, "-m", "spc_cli.main"]
@@ -95,18 +104,18 @@ def generator(url: str, key: str, series: list[str], batch: int, seconds: float,
     out.put(asyncio.run(run()))
 
 
-async def raw_copy(dsn: str, batch: int, seconds: float) -> float:
-    await db.migrate(dsn)
+async def raw_copy(dsn: str, batch: int, seconds: float, ids: list[int], day: int) -> float:
+    """Rows/s of plain COPY into `measurements` of `dsn`, for characteristics `ids`, at
+    timestamps from `day` days after T0 on (apart from everything the server stores)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("INSERT INTO characteristics (key, name) SELECT 's' || g, 'x' "
-                           "FROM generate_series(1, 50) g")
         rows_done, i = 0, 0
+        offsets = [(ids[j % len(ids)], timedelta(microseconds=j), 10.0 + j * 1e-6)
+                   for j in range(batch)]
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
-            base = T0 + timedelta(seconds=i)
-            rows = [(1 + (j % 50), base + timedelta(microseconds=j), 10.0 + j * 1e-6, 0)
-                    for j in range(batch)]
+            base = T0 + timedelta(days=day, seconds=i)
+            rows = [(cid, base + d, v, 0) for cid, d, v in offsets]
             await conn.copy_records_to_table(
                 "measurements", records=rows,
                 columns=["characteristic_id", "ts", "value", "quality"])
@@ -114,15 +123,22 @@ async def raw_copy(dsn: str, batch: int, seconds: float) -> float:
             i += 1
         return rows_done / (time.perf_counter() - start)
     finally:
+        backend = conn.get_server_pid()
         await conn.close()
+        for _ in range(100):  # gone, so that its CPU time is counted in the postmaster's children
+            if not psutil.pid_exists(backend):
+                break
+            await asyncio.sleep(0.02)
 
 
-def start_server(dsn: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(dsn: str, port: int, log: Path, root: Path = ROOT) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SPC_DATABASE_URL": dsn, "SPC_PORT": str(port),
            "SPC_LOG_LEVEL": "warning", "SPC_POOL_MAX_SIZE": "20"}
-    proc = subprocess.Popen([*SPC, "server"], env=env, cwd=ROOT, stdout=open(log, "wb"),  # noqa: SIM115
+    proc = subprocess.Popen([*SPC, "server"], env=env, cwd=root, stdout=open(log, "wb"),  # noqa: SIM115
                             stderr=subprocess.STDOUT)
     for _ in range(300):
+        if proc.poll() is not None:
+            break
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
                 return proc
@@ -131,9 +147,9 @@ def start_server(dsn: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"server did not start; see {log}")
 
 
-def key(dsn: str, role: str) -> str:
+def key(dsn: str, role: str, root: Path = ROOT) -> str:
     out = subprocess.run([*SPC, "keys", "create", "--role", role, "--database-url", dsn],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+                         capture_output=True, text=True, check=True, cwd=root)
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -195,74 +211,157 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of a process (with `children`: also of its live and finished
+    children, e.g. PostgreSQL's postmaster and its backends)."""
+    proc = psutil.Process(pid)
+    t = proc.cpu_times()
+    total = t.user + t.system
+    if children:
+        total += t.children_user + t.children_system
+        for child in proc.children():
+            try:
+                c = child.cpu_times()
+            except psutil.Error:  # ended meanwhile: counted in children_* once reaped
+                continue
+            total += c.user + c.system
+    return total
+
+
+def ingest_phase(url: str, agent: str, series: list[str], args: argparse.Namespace,
+                 raw: float) -> tuple[float, int, float]:
+    """(points/s, points accepted, seconds) of `--clients` agents posting as fast as they can."""
+    out: mp.Queue = mp.Queue()
+    ready = mp.Barrier(args.clients + 1)
+    # more bodies than even raw COPY could take in the time, so no client runs dry
+    needed = max(64, int(raw * args.seconds / args.batch / args.clients) + 8)
+    # Each client is one agent with series of its own, as on a plant floor: batches of
+    # different agents touch different characteristics and are evaluated in parallel.
+    own = [series[w::args.clients] for w in range(args.clients)]
+    procs = [mp.Process(target=generator, args=(url, agent, own[w], args.batch,
+                                                args.seconds, w, needed, ready, out))
+             for w in range(args.clients)]
+    for proc in procs:
+        proc.start()
+    ready.wait()
+    start = time.perf_counter()
+    results = [out.get() for _ in procs]
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.join()
+    accepted = sum(a for _, a in results)
+    return accepted / elapsed, accepted, elapsed
+
+
+def run_one(cluster: LocalCluster, base: Path, label: str, root: Path, round_no: int,
+            args: argparse.Namespace) -> dict:
+    dsn = cluster.create_database(f"srv_{label}_{round_no}")
+    port = free_port()
+    admin, agent, operator = (key(dsn, r, root) for r in ("admin", "agent", "operator"))
+    server = start_server(dsn, port, base / f"server-{label}-{round_no}.log", root)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        series = [f"s{i}" for i in range(args.series)]
+        setup_series(url, admin, [*series, "watched"])
+        ids = asyncio.run(raw_characteristics(dsn, args.series))
+        load0 = os.getloadavg()[0]
+        postmaster = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+        pg0, me0 = cpu_seconds(postmaster, children=True), cpu_seconds(os.getpid())
+        raw = asyncio.run(raw_copy(dsn, args.batch, args.seconds, ids, 400 + round_no))
+        pg1, me1, srv1 = (cpu_seconds(postmaster, children=True), cpu_seconds(os.getpid()),
+                          cpu_seconds(server.pid))
+        rate, accepted, elapsed = ingest_phase(url, agent, series, args, raw)
+        pg2, srv2 = cpu_seconds(postmaster, children=True), cpu_seconds(server.pid)
+        raw_rows = raw * args.seconds
+        cpu = {"raw_pg": (pg1 - pg0) / raw_rows * 1e6, "raw_client": (me1 - me0) / raw_rows * 1e6,
+               "pg": (pg2 - pg1) / accepted * 1e6, "server": (srv2 - srv1) / accepted * 1e6}
+        lat = asyncio.run(latency(url, agent, operator, series, args.rate,
+                                  args.batches_per_second, args.seconds))
+        return {"label": label, "raw": raw, "rate": rate, "accepted": accepted, "cpu": cpu,
+                "elapsed": elapsed, "lat": lat, "load": (load0, os.getloadavg()[0])}
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+async def raw_characteristics(dsn: str, count: int) -> list[int]:
+    """Characteristics of the raw COPY: in the server's database but never posted to, so the
+    raw rows share the hypertable without being anyone's SPC neighbours."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("INSERT INTO characteristics (key, name) SELECT 'raw' || g, 'raw' "
+                                "FROM generate_series(1, $1) g RETURNING id", count)
+        return [r["id"] for r in rows]
+    finally:
+        await conn.close()
+
+
+def report(r: dict, args: argparse.Namespace) -> None:
+    lat = r["lat"]
+    latency_text = (f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms over {len(lat)} "
+                    "alarms" if lat else "no alarm events received")
+    print(f"[{r['label']}] load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; "
+          f"raw COPY {r['raw']:,.0f} rows/s; ingest + SPC {r['rate']:,.0f} points/s "
+          f"({r['accepted']:,} in {r['elapsed']:.1f} s) = {r['rate'] / r['raw']:.2f} of raw COPY; "
+          f"request -> WebSocket alarm at {args.rate:,} points/s in "
+          f"{args.batches_per_second} requests/s: {latency_text}", flush=True)
+    c = r["cpu"]
+    print(f"[{r['label']}] CPU ms per 1,000 points: raw COPY PostgreSQL {c['raw_pg']:.1f} + "
+          f"client {c['raw_client']:.1f}; ingest PostgreSQL {c['pg']:.1f} + server "
+          f"{c['server']:.1f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--batch", type=int, default=1000)
-    p.add_argument("--series", type=int, default=50)
-    p.add_argument("--rate", type=int, default=10_000, help="latency phase: samples per second")
+    p.add_argument("--series", type=int, default=20)
+    p.add_argument("--rate", type=int, default=10_000, help="latency phase: points per second")
     p.add_argument("--batches-per-second", type=int, default=10,
-                   help="latency phase: requests per second carrying --rate samples")
+                   help="latency phase: requests per second carrying --rate points")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every server this many times, alternating")
+    p.add_argument("--before", type=Path,
+                   help="also measure the server of this source tree (e.g. an earlier commit)")
     args = p.parse_args(argv)
 
     base = Path(tempfile.mkdtemp(prefix="spc-bench-"))
     os.chmod(base, 0o755)
     cluster = LocalCluster(base / "pg", free_port())
     cluster.start()
-    server = None
+    servers = [("before", args.before.resolve())] if args.before else []
+    servers.append(("this", ROOT))
+    results: list[dict] = []
     try:
-        raw = asyncio.run(raw_copy(cluster.create_database("raw"), args.batch, args.seconds))
-        dsn = cluster.create_database("srv")
-        port = free_port()
-        admin, agent, operator = key(dsn, "admin"), key(dsn, "agent"), key(dsn, "operator")
-        server = start_server(dsn, port, base / "server.log")
-        url = f"http://127.0.0.1:{port}"
-        series = [f"s{i}" for i in range(args.series)]
-        setup_series(url, admin, [*series, "watched"])
-
-        out: mp.Queue = mp.Queue()
-        ready = mp.Barrier(args.clients + 1)
-        # more bodies than even raw COPY could take in the time, so no client runs dry
-        needed = max(64, int(raw * args.seconds / args.batch / args.clients) + 8)
-        # Each client is one agent with series of its own, as on a plant floor: batches of
-        # different agents touch different characteristics and are evaluated in parallel.
-        own = [series[w::args.clients] for w in range(args.clients)]
-        procs = [mp.Process(target=generator, args=(url, agent, own[w], args.batch,
-                                                    args.seconds, w, needed, ready, out))
-                 for w in range(args.clients)]
-        for proc in procs:
-            proc.start()
-        ready.wait()
-        start = time.perf_counter()
-        results = [out.get() for _ in procs]
-        elapsed = time.perf_counter() - start
-        for proc in procs:
-            proc.join()
-        accepted = sum(a for _, a in results)
-        ingest_rate = accepted / elapsed
-
-        lat = asyncio.run(latency(url, agent, operator, series, args.rate,
-                                  args.batches_per_second, args.seconds))
-        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-        print(f"raw asyncpg COPY into the hypertable, batches of {args.batch}: "
-              f"{raw:,.0f} rows/s")
-        print(f"ingest + SPC over HTTP, {args.clients} clients, batches of {args.batch} over "
-              f"{args.series} series: {ingest_rate:,.0f} samples/s "
-              f"({accepted:,} in {elapsed:.1f} s) = {ingest_rate / raw:.2f} of raw COPY")
-        if lat:
-            print(f"ingest request -> alarm on the WebSocket at {args.rate:,} samples/s "
-                  f"({args.batches_per_second} requests/s): "
-                  f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms over {len(lat)} alarms")
-        else:
-            print("latency: no alarm events received")
+        print(f"machine: {os.cpu_count()} cores; {args.clients} clients, batches of "
+              f"{args.batch} points over {args.series} series", flush=True)
+        for round_no in range(args.rounds):
+            for label, root in servers:
+                results.append(run_one(cluster, base, label, root, round_no, args))
+                report(results[-1], args)
+        if args.rounds > 1 or len(servers) > 1:
+            print("medians over rounds:")
+            for label, _ in servers:
+                mine = [r for r in results if r["label"] == label]
+                lat = [x for r in mine for x in r["lat"]]
+                print(f"  [{label}] ingest {median([r['rate'] for r in mine]):,.0f} points/s, "
+                      f"{median([r['rate'] / r['raw'] for r in mine]):.2f} of raw COPY "
+                      f"(raw {median([r['raw'] for r in mine]):,.0f} rows/s); latency over all "
+                      f"rounds p50 {pct(lat, 0.5) if lat else float('nan'):.1f} ms, "
+                      f"p99 {pct(lat, 0.99) if lat else float('nan'):.1f} ms ({len(lat)} alarms)")
+                cpu = {k: median([r["cpu"][k] for r in mine]) for k in mine[0]["cpu"]}
+                print(f"  [{label}] CPU ms per 1,000 points: raw COPY PostgreSQL "
+                      f"{cpu['raw_pg']:.1f} + client {cpu['raw_client']:.1f}; ingest PostgreSQL "
+                      f"{cpu['pg']:.1f} + server {cpu['server']:.1f}")
         return 0
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
         cluster.stop("immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 if __name__ == "__main__":
