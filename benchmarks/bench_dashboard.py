@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -34,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -89,7 +91,11 @@ FIRST_RENDER = """async () => {
   const total = await painted();
   await firstSeen;
   const m = (n) => performance.getEntriesByName(n).map((e) => e.duration);
+  // the whole range's request, as the network stack saw it
+  const req = performance.getEntriesByType('resource')
+    .filter((e) => e.name.includes('/chart?') && e.name.includes('downsample=true')).at(-1);
   return { first, total, fetch: m('chart-fetch').at(-1), draw: m('chart-draw'),
+           reqStart: req?.startTime, reqEnd: req?.responseEnd, bytes: req?.encodedBodySize,
            points: Number(document.querySelector('[data-field=points]').textContent),
            downsampled: chart().dataset.downsampled };
 }"""
@@ -136,6 +142,35 @@ FRAMES_STOP = """() => {
 }"""
 
 
+def cpu_seconds(processes) -> dict[int, float]:
+    """user + system CPU seconds of each process (by pid) that still exists."""
+    out = {}
+    for proc in processes:
+        try:
+            t = proc.cpu_times()
+            out[proc.pid] = t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+def components(server, cluster) -> dict[str, list]:
+    """The processes of the server, PostgreSQL and Chromium (renderer, GPU, browser...)."""
+    me = psutil.Process()
+    browser = [p for p in me.children(recursive=True)
+               if "chrom" in p.name().lower() or "headless" in p.name().lower()]
+    srv = psutil.Process(server.process.pid)
+    postmaster = psutil.Process(int((cluster.data_dir / "postmaster.pid").read_text().split()[0]))
+    return {"server": [srv, *srv.children(recursive=True)],
+            "postgres": [postmaster, *postmaster.children(recursive=True)],
+            "chromium": browser}
+
+
+def cpu_delta(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+              ) -> dict[str, float]:
+    return {k: sum(t - before[k].get(pid, 0.0) for pid, t in after[k].items()) for k in after}
+
+
 def pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
@@ -177,10 +212,17 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_selector(".overview .tile")
 
             first = []
+            procs = components(server, cluster)
+            before = {k: cpu_seconds(v) for k, v in procs.items()}
             for _ in range(args.repeat):
                 page.goto(f"{server.url}/ui/?r={uuid.uuid4().hex}#/chart/{KEY}?last=86400")
                 first.append(page.evaluate(FIRST_RENDER))
+            procs = components(server, cluster)  # Chromium starts a renderer per page load
+            after = {k: cpu_seconds(v) for k, v in procs.items()}
             results["first_render"] = first
+            results["first_render_cpu_s"] = {k: v / args.repeat
+                                             for k, v in cpu_delta(before, after).items()}
+            results["load_average"] = os.getloadavg()
 
             end = datetime.now(UTC) + timedelta(seconds=1)
             start = end - timedelta(days=1, seconds=60)
@@ -231,9 +273,18 @@ def main(argv: list[str] | None = None) -> int:
           f"({min(r['first'] for r in fr):.0f}-{max(r['first'] for r in fr):.0f})")
     print(f"   navigation -> whole day painted: {med([r['total'] for r in fr]):.0f} ms "
           f"({min(r['total'] for r in fr):.0f}-{max(r['total'] for r in fr):.0f})")
-    print(f"   of which the day's chart request: {med([r['fetch'] for r in fr]):.0f} ms, chart "
-          f"build (ChartData + uPlot): {med([r['draw'][-1] for r in fr]):.1f} ms; plotted "
-          f"{fr[0]['points']} points (downsampled={fr[0]['downsampled']})")
+    print(f"   of which: navigation -> the day's request sent "
+          f"{med([r['reqStart'] for r in fr]):.0f} ms; the request "
+          f"{med([r['reqEnd'] - r['reqStart'] for r in fr]):.0f} ms "
+          f"({fr[0]['bytes'] / 1e6:.2f} MB); response -> painted "
+          f"{med([r['total'] - r['reqEnd'] for r in fr]):.0f} ms (of which ChartData + uPlot "
+          f"build {med([r['draw'][-1] for r in fr]):.1f} ms, the rest JSON, drawing, "
+          f"compositing); plotted {fr[0]['points']} points (downsampled={fr[0]['downsampled']})")
+    c = results["first_render_cpu_s"]
+    print(f"   CPU per page load: server {c['server'] * 1000:.0f} ms, PostgreSQL "
+          f"{c['postgres'] * 1000:.0f} ms, Chromium {c['chromium'] * 1000:.0f} ms (all its "
+          f"processes); load average during the runs {results['load_average'][0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     raw = results["raw_render"]
     print(f"2. raw day without downsampling ({raw[0]['points']} points): request + JSON "
           f"{med([r['fetch'] for r in raw]):.0f} ms, build + first frame "

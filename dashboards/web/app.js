@@ -7,11 +7,9 @@ import { mountAlarms } from "./alarms.js";
 import { mountAndon } from "./andon.js";
 import { mountCapability } from "./capability.js";
 import { mountChart } from "./chartview.js";
-import { mountKeys } from "./keys.js";
 import { mountLimits } from "./limits.js";
 import { mountOverview } from "./overview.js";
 import { Store } from "./store.js";
-import { mountWebhooks } from "./webhooks.js";
 
 const KEY_STORAGE = "spc.apiKey";
 const $ = (sel) => document.querySelector(sel);
@@ -43,8 +41,10 @@ const ROUTES = [
   [/^#\/andon(?:\/(.+))?$/, "andon", async (root, ctx, line) => {
     await ctx.ready(); return mountAndon(root, ctx, line);
   }],
-  [/^#\/keys$/, "keys", (root, ctx) => mountKeys(root, ctx)],
-  [/^#\/webhooks$/, "webhooks", (root, ctx) => mountWebhooks(root, ctx)],
+  // admin screens: loaded when first opened, not with every page
+  [/^#\/keys$/, "keys", async (root, ctx) => (await import("./keys.js")).mountKeys(root, ctx)],
+  [/^#\/webhooks$/, "webhooks",
+    async (root, ctx) => (await import("./webhooks.js")).mountWebhooks(root, ctx)],
 ];
 
 function show(el, visible) { el.hidden = !visible; }
@@ -81,8 +81,10 @@ async function login(key) {
     wasOffline = s === "offline";
   });
   await route();
-  // then the tiles' data and the alarm count in the header, for whichever view comes next
-  ready().then(updateAlarmCount, () => {}); // a view that needs it shows the error
+  // then, once the browser has painted the view and is idle, the tiles' data and the alarm count
+  // in the header, for whichever view comes next (a view that needs it shows its error)
+  const later = window.requestIdleCallback || ((f) => setTimeout(f, 50));
+  later(() => ready().then(updateAlarmCount, () => {}), { timeout: 2000 });
 }
 
 function updateAlarmCount() {

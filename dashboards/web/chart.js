@@ -97,12 +97,26 @@ function markersPlugin(data, companion) {
     ctx.font = `bold ${Math.round(12 * devicePixelRatio)}px system-ui, sans-serif`;
     ctx.textAlign = "center";
     ctx.fillStyle = "#fff";
+    // A label that would overlap the previous one at about the same height is left out: a
+    // day of points can hold thousands of violations, whose labels would only blot each other
+    // out (and cost the drawing). Every violating point keeps its marker and its tooltip.
+    let lastX = -Infinity;
+    let lastY = 0;
+    const gap = 4 * devicePixelRatio;
+    const lineHeight = 14 * devicePixelRatio;
+    const widths = new Map();
     for (let i = i0; i <= i1; i++) {
       const rules = data.rules[i].filter((r) => isCompanionRule(r) === companion);
       if (!rules.length || ys[i] === null) continue;
       const x = u.valToPos(data.t[i], "x", true);
-      const y = u.valToPos(ys[i], "y", true);
-      ctx.fillText(rules.map(ruleLabel).join(","), x, y - 10 * devicePixelRatio);
+      const y = u.valToPos(ys[i], "y", true) - 10 * devicePixelRatio;
+      const text = rules.map(ruleLabel).join(",");
+      if (!widths.has(text)) widths.set(text, ctx.measureText(text).width / 2);
+      const half = widths.get(text);
+      if (x - half < lastX + gap && Math.abs(y - lastY) < lineHeight) continue;
+      ctx.fillText(text, x, y);
+      lastX = x + half;
+      lastY = y;
     }
     if (!companion) {
       ctx.fillStyle = "#93a1b0";
