@@ -34,6 +34,7 @@ TIME_WEIGHTED = frozenset({"ewma", "cusum"})  # each point depends on every earl
 PRIMARY = {"imr": "i", "xbar-r": "xbar", "xbar-s": "xbar", "p": "p", "np": "np", "c": "c",
            "u": "u", "ewma": "ewma", "cusum": "cusum"}
 COMPANION = {"imr": "mr", "xbar-r": "r", "xbar-s": "s"}
+COMPANION_FIELDS = ("statistic", "center", "ucl", "lcl")
 OPTION_NAMES = frozenset({"sigma_method", "mr_span", "laney", "lam", "L", "k", "h", "fir"})
 assert set(PRIMARY) == set(CHART_KINDS)
 
@@ -63,6 +64,19 @@ class Stamps(Sequence[datetime]):
         if isinstance(i, slice):
             return Stamps(self.us[i])
         return EPOCH + timedelta(microseconds=int(self.us[i]))
+
+
+def iso_utc(us: np.ndarray) -> list[str]:
+    """`datetime.isoformat()` of UTC times given in µs since the epoch, for many at once:
+    2026-01-05T08:00:00.250000+00:00, or without the fraction when it is zero."""
+    if not len(us):
+        return []
+    t = us.astype("datetime64[us]")
+    text = np.datetime_as_string(t, unit="us").astype(object)
+    whole = us % 1_000_000 == 0
+    if whole.any():
+        text[whole] = np.datetime_as_string(t[whole], unit="s")
+    return [f"{x}+00:00" for x in text.tolist()]
 
 
 def micros(ts: Sequence[datetime]) -> np.ndarray:
@@ -140,28 +154,25 @@ class Scored:
         return out
 
     def rows(self, index: np.ndarray) -> list[dict[str, Any]]:
-        """`point(i)` for every i in `index` (the chart API's kept points), one array
-        conversion per column instead of one per value."""
+        """`point(i)` for every i in `index` (the chart API's points), one array conversion per
+        column instead of one per value, and the timestamps formatted together."""
         def col(a: np.ndarray) -> list[float | None]:
             return [v if math.isfinite(v) else None for v in a[index].tolist()]
 
-        stat, center, ucl, lcl, sigma = (col(a) for a in
-                                         (self.statistic, self.center, self.ucl, self.lcl,
-                                          self.sigma))
-        versions = self.version[index].tolist()
-        comp = ({k: col(v) for k, v in self.companion.items()}
-                if self.companion is not None else None)
-        out = []
-        for j, i in enumerate(index.tolist()):
-            p: dict[str, Any] = {
-                "ts": self.ts[i].isoformat(), "statistic": stat[j], "center": center[j],
-                "ucl": ucl[j], "lcl": lcl[j], "sigma": sigma[j],
-                "limits_version": versions[j] or None,
-                "violations": self.violations.get(i, []),
-            }
-            if comp is not None:
-                p["companion"] = {k: v[j] for k, v in comp.items()}
-            out.append(p)
+        stamps = (iso_utc(self.ts.us[index]) if isinstance(self.ts, Stamps)
+                  else [self.ts[i].isoformat() for i in index.tolist()])
+        columns = [stamps, *(col(a) for a in (self.statistic, self.center, self.ucl, self.lcl,
+                                              self.sigma)),
+                   [v or None for v in self.version[index].tolist()],
+                   [self.violations.get(i, []) for i in index.tolist()]]
+        names = ("ts", "statistic", "center", "ucl", "lcl", "sigma", "limits_version",
+                 "violations")
+        out = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        if self.companion is not None:
+            comp = self.companion
+            for p, values in zip(out, zip(*(col(comp[k]) for k in COMPANION_FIELDS),
+                                          strict=True), strict=True):
+                p["companion"] = dict(zip(COMPANION_FIELDS, values, strict=True))
         return out
 
     def point(self, i: int) -> dict[str, Any]:
