@@ -174,7 +174,7 @@ class Uploader:
         return None
 
     def _prepare(self, exclude: str | None) -> tuple[Batch, bytes] | None:
-        batch = self.buffer.next_batch(self.batch_size, exclude=exclude)
+        batch = self.buffer.next_batch(self.batch_size, exclude=exclude, load=False)
         return None if batch is None else (batch, self._encode(batch))
 
     async def send(self, batch: Batch, body: bytes | None = None) -> float | None:
@@ -194,11 +194,11 @@ class Uploader:
         if 200 <= status < 300:
             await asyncio.to_thread(self.buffer.ack, batch.key)
             self.stats.batches_sent += 1
-            self.stats.samples_sent += len(batch.samples)
+            self.stats.samples_sent += batch.size
             self.stats.last_success = datetime.now(UTC)
             if self._failing:
                 log.info("upload recovered: server accepted batch %s (%d samples, %d buffered)",
-                         batch.key, len(batch.samples), self.buffer.depth)
+                         batch.key, batch.size, self.buffer.depth)
             self._failing = False
             self._backoff.reset()
             return None
@@ -208,23 +208,28 @@ class Uploader:
         if status in (401, 403):
             self._transient(f"{reason} (check server.api_key)", None)
             return self.config.upload.backoff_max_s
-        if status == 413 and len(batch.samples) > 1:
-            self.batch_size = max(1, len(batch.samples) // 2)
+        if status == 413 and batch.size > 1:
+            self.batch_size = max(1, batch.size // 2)
             await asyncio.to_thread(self.buffer.release, batch.key)
             log.warning("server says the batch is too large (%s); batch size now %d",
                         reason, self.batch_size)
             return None
         index = _rejected_sample(response)
-        if status == 422 and index is not None and 0 <= index < len(batch.samples):
-            bad = batch.samples[index]
+        if status == 422 and index is not None and 0 <= index < batch.size:
+            # The batch was sent without its samples as objects; only the rejected one is
+            # needed, to name it (the batch is still in the buffer: it was not acknowledged).
+            samples = batch.samples or await asyncio.to_thread(self.buffer.load, batch.key)
             await asyncio.to_thread(self.buffer.release, batch.key, [index], reason)
             self.stats.samples_quarantined += 1
+            if index >= len(samples):  # the batch was dropped meanwhile (a full buffer)
+                return None
+            bad = samples[index]
             if bad.characteristic in self._rejected:
                 return None
             self._rejected.add(bad.characteristic)  # once per characteristic, not per batch
             log.error("server rejected sample %s at %s (%s); it is quarantined, the other %d "
                       "samples of the batch are resent", bad.characteristic, bad.ts.isoformat(),
-                      reason, len(batch.samples) - 1)
+                      reason, batch.size - 1)
             return None
         n = await asyncio.to_thread(self.buffer.quarantine, batch.key, reason)
         self.stats.batches_quarantined += 1

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from edge_agent.buffer import Buffer, MemoryBuffer, SqliteBuffer
+from edge_agent.buffer import Batch, Buffer, MemoryBuffer, SqliteBuffer
 from edge_agent.sources.base import Sample
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -140,6 +141,23 @@ class BufferContract:
         assert batch is not None and buf.release(batch.key) == 6
         smaller = buf.next_batch(3)
         assert smaller is not None and values(smaller.samples) == [0.0, 1.0, 2.0]
+
+
+    def test_a_batch_without_its_samples_names_the_same_samples(self, tmp_path: Path) -> None:
+        buf = self.make(tmp_path)
+        original = [*samples(5), Sample("b", T0, None, "bad", "P-1")]
+        buf.append(original)
+        light = buf.next_batch(4, load=False)
+        assert light is not None and light.samples == [] and light.size == 4
+        assert buf.load(light.key) == original[:4]
+        full = Batch(light.key, original[:4])
+        assert json.loads(buf.batch_json(light)) == json.loads(Buffer.batch_json(buf, full))
+        again = buf.next_batch(4, load=False)  # not acknowledged: offered again, same size
+        assert again is not None and again.key == light.key and again.size == 4
+        ahead = buf.next_batch(4, exclude=light.key, load=False)
+        assert ahead is not None and ahead.size == 2 and buf.load(ahead.key) == original[4:]
+        assert buf.ack(light.key) == 4 and buf.load(light.key) == []
+        assert buf.next_batch(4, exclude=ahead.key, load=False) is None
 
 
 class TestMemoryBuffer(BufferContract):

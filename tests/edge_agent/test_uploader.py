@@ -205,11 +205,12 @@ class FailingBuffer(SqliteBuffer):
         self.next_batch_failures = next_batch_failures
         self.ack_failures = ack_failures
 
-    def next_batch(self, max_samples: int, exclude: str | None = None):  # type: ignore[override]
+    def next_batch(self, max_samples: int, exclude: str | None = None,  # type: ignore[override]
+                   load: bool = True):
         if self.next_batch_failures:
             self.next_batch_failures -= 1
             raise sqlite3.OperationalError("database or disk is full")
-        return super().next_batch(max_samples, exclude)
+        return super().next_batch(max_samples, exclude, load)
 
     def ack(self, key: str) -> int:
         if self.ack_failures:
