@@ -34,85 +34,90 @@ async def record_violation(
     )
 
 
-async def raised_among(
+async def raised_and_open(
     conn: asyncpg.Connection, candidates: list[tuple[int, str, datetime]]
-) -> set[tuple[int, str, datetime]]:
-    """The (characteristic, rule, completing point) candidates raised before."""
+) -> tuple[set[tuple[int, str, datetime]], list[asyncpg.Record]]:
+    """In one round trip: the (characteristic, rule, completing point) candidates raised before,
+    and the newest open SPC alarm of each (characteristic, rule) among them (as
+    `open_spc_alarms`; their rows carry ALARM_COLUMNS plus `characteristic_id`)."""
     if not candidates:
-        return set()
+        return set(), []
     cids, rules, stamps = zip(*candidates, strict=True)
     rows = await conn.fetch(
-        """SELECT v.characteristic_id, v.rule, v.ts FROM violations v
-           JOIN unnest($1::int[], $2::text[], $3::timestamptz[]) AS c(cid, rule, ts)
-             ON v.characteristic_id = c.cid AND v.rule = c.rule AND v.ts = c.ts""",
+        f"""SELECT h.cid AS h_cid, h.rule AS h_rule, h.ts AS h_ts, v.ts IS NOT NULL AS h_raised,
+                   o.*
+            FROM unnest($1::int[], $2::text[], $3::timestamptz[]) AS h(cid, rule, ts)
+            LEFT JOIN violations v
+              ON v.characteristic_id = h.cid AND v.rule = h.rule AND v.ts = h.ts
+            LEFT JOIN LATERAL (
+                SELECT a.characteristic_id, {ALARM_COLUMNS} {FROM_ALARMS}
+                WHERE a.characteristic_id = h.cid AND a.rule = h.rule AND a.kind = 'spc'
+                  AND a.state <> 'closed'
+                ORDER BY a.id DESC LIMIT 1) o ON true""",
         list(cids), list(rules), list(stamps),
     )
-    return {(r["characteristic_id"], r["rule"], r["ts"]) for r in rows}
+    raised = {(r["h_cid"], r["h_rule"], r["h_ts"]) for r in rows if r["h_raised"]}
+    newest: dict[tuple[int, str], asyncpg.Record] = {}
+    for r in rows:
+        if r["id"] is not None:
+            newest[(r["h_cid"], r["h_rule"])] = r
+    return raised, list(newest.values())
 
 
-async def open_spc_alarms(
-    conn: asyncpg.Connection, pairs: list[tuple[int, str]]
-) -> list[asyncpg.Record]:
-    """The newest open (not closed) SPC alarm of each (characteristic, rule) pair, the one a
-    new violation may extend; older open ones are not read (they pile up when nobody closes
-    alarms, and reading them all made every batch slower than the last)."""
-    if not pairs:
-        return []
-    cids, rules = zip(*pairs, strict=True)
-    return await conn.fetch(
-        f"""SELECT DISTINCT ON (a.characteristic_id, a.rule) a.characteristic_id, {ALARM_COLUMNS}
-            {FROM_ALARMS}
-            JOIN unnest($1::int[], $2::text[]) AS p(cid, rule)
-              ON a.characteristic_id = p.cid AND a.rule = p.rule
-            WHERE a.kind = 'spc' AND a.state <> 'closed'
-            ORDER BY a.characteristic_id, a.rule, a.id DESC""",
-        list(cids), list(rules),
-    )
-
-
-async def extend_many(
-    conn: asyncpg.Connection, extensions: list[tuple[int, datetime, int]]
-) -> None:
-    """(alarm id, new last point, points added) for each extended alarm."""
-    if extensions:
-        ids, last, added = zip(*extensions, strict=True)
-        await conn.execute(
-            """UPDATE alarms a SET last_ts = e.last_ts, point_count = a.point_count + e.added,
-                      updated_at = now()
-               FROM unnest($1::bigint[], $2::timestamptz[], $3::int[]) AS e(id, last_ts, added)
-               WHERE a.id = e.id""",
-            list(ids), list(last), list(added),
-        )
-
-
-async def open_many(
+async def record_episodes(
     conn: asyncpg.Connection,
-    alarms: list[tuple[int, str, datetime, datetime, int, int | None, str]],
+    opened: list[tuple[int, str, datetime, datetime, int, int | None, str, str]],
+    extended: list[tuple[int, datetime, int]],
+    violations: list[tuple[int, str, datetime, int | None, datetime]],
 ) -> dict[tuple[int, str, datetime], int]:
-    """Insert alarms (characteristic, rule, first, last, points, limits version, severity);
-    their ids by (characteristic, rule, first point)."""
-    if not alarms:
+    """In one statement: insert the alarms opened, extend the ones extended, record every
+    violation against its alarm, and put an `alarm.opened` event in the webhook outbox for each
+    alarm opened and each enabled subscription to it (as `webhooks.enqueue_many` does).
+
+    opened: (characteristic, rule, first, last, points, limits version, severity, webhook
+    payload as JSON text whose data.id is filled in here); extended: (alarm id, new last point,
+    points added); violations: (characteristic, rule, ts, alarm id, or None for an alarm opened
+    here, then that alarm's first point). Returns the new alarms' ids by (characteristic, rule,
+    first point)."""
+    if not opened and not extended and not violations:
         return {}
-    cols = list(zip(*alarms, strict=True))
+    o = list(zip(*opened, strict=True)) if opened else [[]] * 8
+    e = list(zip(*extended, strict=True)) if extended else [[]] * 3
+    v = list(zip(*violations, strict=True)) if violations else [[]] * 5
     rows = await conn.fetch(
-        """INSERT INTO alarms (characteristic_id, rule, first_ts, last_ts, point_count,
-                               limits_version, severity)
-           SELECT * FROM unnest($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                                $5::int[], $6::int[], $7::text[])
-           RETURNING id, characteristic_id, rule, first_ts""",
-        *[list(c) for c in cols],
+        """WITH o AS (
+               SELECT * FROM unnest($1::int[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                                    $5::int[], $6::int[], $7::text[], $8::text[])
+                   AS o(cid, rule, first_ts, last_ts, points, version, severity, payload)),
+           new AS (
+               INSERT INTO alarms (characteristic_id, rule, first_ts, last_ts, point_count,
+                                   limits_version, severity)
+               SELECT cid, rule, first_ts, last_ts, points, version, severity FROM o
+               RETURNING id, characteristic_id, rule, first_ts),
+           extended AS (
+               UPDATE alarms a SET last_ts = e.last_ts, point_count = a.point_count + e.added,
+                      updated_at = now()
+               FROM unnest($9::bigint[], $10::timestamptz[], $11::int[]) AS e(id, last_ts, added)
+               WHERE a.id = e.id),
+           recorded AS (
+               INSERT INTO violations (characteristic_id, rule, ts, alarm_id)
+               SELECT v.cid, v.rule, v.ts, coalesce(v.alarm_id, n.id)
+               FROM unnest($12::int[], $13::text[], $14::timestamptz[], $15::bigint[],
+                           $16::timestamptz[]) AS v(cid, rule, ts, alarm_id, first_ts)
+               LEFT JOIN new n ON v.alarm_id IS NULL AND n.characteristic_id = v.cid
+                              AND n.rule = v.rule AND n.first_ts = v.first_ts),
+           outbox AS (
+               INSERT INTO webhook_outbox (event_id, subscription_id, event_type, payload)
+               SELECT 'alarm-' || n.id || '-opened', s.id, 'alarm.opened',
+                      jsonb_set(o.payload::jsonb, '{data,id}', to_jsonb(n.id))
+               FROM o JOIN new n ON n.characteristic_id = o.cid AND n.rule = o.rule
+                                AND n.first_ts = o.first_ts
+               JOIN webhook_subscriptions s ON s.enabled AND 'alarm.opened' = ANY(s.events)
+               ON CONFLICT (event_id, subscription_id) DO NOTHING)
+           SELECT id, characteristic_id, rule, first_ts FROM new""",
+        *[list(c) for c in (*o, *e, *v)],
     )
     return {(r["characteristic_id"], r["rule"], r["first_ts"]): r["id"] for r in rows}
-
-
-async def record_violations(
-    conn: asyncpg.Connection, violations: list[tuple[int, str, datetime, int]]
-) -> None:
-    if violations:
-        await conn.copy_records_to_table(
-            "violations", records=violations,
-            columns=["characteristic_id", "rule", "ts", "alarm_id"],
-        )
 
 
 async def extend_open(

@@ -28,7 +28,6 @@ from server.repository import alarms as alarms_repo
 from server.repository import limits as limits_repo
 from server.repository import measurements as measurements_repo
 from server.repository import subgroups as subgroups_repo
-from server.repository import webhooks as webhooks_repo
 from server.services import charting
 from server.services.charting import SIZED_KINDS, SUBGROUP_KINDS, TIME_WEIGHTED, Points
 
@@ -224,20 +223,24 @@ async def evaluate(
         if watched(ch["key"]):
             events.extend({"type": "point", "characteristic": ch["key"], "quality": "good", **p}
                           for p in scored.points(first_new))
-    raised = await alarms_repo.raised_among(conn, [h.key for h in hits])
-    events.extend(await raise_alarms(conn, [h for h in hits if h.key not in raised]))
+    events.extend(await raise_alarms(conn, hits))
     return events
 
 
 async def raise_alarms(conn: asyncpg.Connection, hits: list[Hit]) -> list[dict[str, Any]]:
-    """Turn new violations into alarms: a violation whose previous point violated the same rule
-    extends that episode's alarm, any other opens a new one. One webhook event per new alarm."""
+    """Turn the violations not raised before into alarms: a violation whose previous point
+    violated the same rule extends that episode's alarm, any other opens a new one. One webhook
+    event per new alarm. Two round trips, however many alarms."""
     if not hits:
         return []
-    pairs = sorted({(h.characteristic["id"], h.rule) for h in hits})
+    raised, newest = await alarms_repo.raised_and_open(conn, sorted({h.key for h in hits}))
+    hits = [h for h in hits if h.key not in raised]
+    if not hits:
+        return []
     open_alarms: dict[tuple[int, str], dict[str, Any]] = {}
-    for r in await alarms_repo.open_spc_alarms(conn, pairs):
-        open_alarms[(r["characteristic_id"], r["rule"])] = alarm_public(r) | {
+    for r in newest:
+        public = {k: v for k, v in r.items() if not k.startswith("h_")}
+        open_alarms[(r["characteristic_id"], r["rule"])] = alarm_public(public) | {
             "_cid": r["characteristic_id"], "_last": r["last_ts"], "_added": 0, "_new": False}
     touched: list[dict[str, Any]] = []
     violations: list[tuple[int, str, datetime, dict[str, Any]]] = []
@@ -262,26 +265,22 @@ async def raise_alarms(conn: asyncpg.Connection, hits: list[Hit]) -> list[dict[s
         alarm["point_count"] += 1
         alarm["_added"] += 1
         violations.append((cid, h.rule, ts, alarm))
-    created = await alarms_repo.open_many(conn, [
-        (a["_cid"], a["rule"], a["_first"], a["_last"], a["point_count"], a["limits_version"],
-         a["severity"])
-        for a in touched if a["_new"]
-    ])
-    for a in touched:
-        if a["_new"]:
-            a["id"] = created[(a["_cid"], a["rule"], a["_first"])]
-    await alarms_repo.extend_many(conn, [(a["id"], a["_last"], a["_added"])
-                                         for a in touched if not a["_new"]])
-    await alarms_repo.record_violations(conn, [(cid, rule, ts, a["id"])
-                                               for cid, rule, ts, a in violations])
-    events, outbox = [], []
-    for a in touched:
-        public = {k: v for k, v in a.items() if not k.startswith("_")}
-        event = "alarm.opened" if a["_new"] else "alarm.updated"
-        events.append({"type": "alarm", "event": event, "characteristic": a["characteristic"],
-                       "alarm": public})
-        if a["_new"]:
-            outbox.append((f"alarm-{a['id']}-opened", "alarm.opened", json.dumps(
-                {"type": "alarm.opened", "timestamp": a["first_ts"], "data": public})))
-    await webhooks_repo.enqueue_many(conn, outbox)
-    return events
+
+    def public(a: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in a.items() if not k.startswith("_")}
+
+    opened = [a for a in touched if a["_new"]]
+    created = await alarms_repo.record_episodes(
+        conn,
+        opened=[(a["_cid"], a["rule"], a["_first"], a["_last"], a["point_count"],
+                 a["limits_version"], a["severity"],
+                 json.dumps({"type": "alarm.opened", "timestamp": a["first_ts"],
+                             "data": public(a)}))  # data.id is filled in by the database
+                for a in opened],
+        extended=[(a["id"], a["_last"], a["_added"]) for a in touched if not a["_new"]],
+        violations=[(cid, rule, ts, a["id"], a.get("_first")) for cid, rule, ts, a in violations],
+    )
+    for a in opened:
+        a["id"] = created[(a["_cid"], a["rule"], a["_first"])]
+    return [{"type": "alarm", "event": "alarm.opened" if a["_new"] else "alarm.updated",
+             "characteristic": a["characteristic"], "alarm": public(a)} for a in touched]

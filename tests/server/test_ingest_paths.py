@@ -216,3 +216,37 @@ def test_point_events_only_for_watched_characteristics(live_server: LiveServer,
         ws.close()
     assert {m.get("characteristic") for m in ws.messages if m["type"] != "subscribed"} == {
         "seen"}
+
+
+async def test_alarm_episodes_and_their_webhook_events_in_one_statement(
+    live_server: LiveServer, admin
+) -> None:
+    series(admin, "epi")
+    hook = admin.post("/webhooks", json={"url": "http://127.0.0.1:9/unreachable"})
+    assert hook.status_code == 201, hook.text
+    try:
+        calm = [10.0, 10.2, 9.8, 10.1, 9.9]
+        post(live_server, samples("epi", [*calm, 15.0, 15.5]))  # opens we1 (2 points)
+        post(live_server, samples("epi", [16.0, 10.0, 15.0], start=7))  # extends, then a new one
+        alarms = admin.get("/alarms", params={"characteristic": "epi", "rule": "we1"}).json()
+        assert sorted(a["point_count"] for a in alarms) == [1, 3]
+        conn = await asyncpg.connect(live_server.dsn)
+        try:
+            outbox = await conn.fetch(
+                "SELECT event_id, payload FROM webhook_outbox WHERE subscription_id = $1",
+                hook.json()["id"])
+            recorded = await conn.fetch(
+                """SELECT v.alarm_id, count(*) AS n FROM violations v JOIN characteristics c
+                   ON c.id = v.characteristic_id WHERE c.key = 'epi' AND v.rule = 'we1'
+                   GROUP BY v.alarm_id""")
+        finally:
+            await conn.close()
+    finally:
+        admin.delete(f"/webhooks/{hook.json()['id']}")
+    by_id = {a["id"]: a for a in alarms}
+    assert {r["alarm_id"]: r["n"] for r in recorded} == {
+        i: a["point_count"] for i, a in by_id.items()}
+    opened = {json.loads(r["payload"])["data"]["id"]: r["event_id"] for r in outbox
+              if json.loads(r["payload"])["data"]["characteristic"] == "epi"
+              and json.loads(r["payload"])["data"]["rule"] == "we1"}
+    assert opened == {i: f"alarm-{i}-opened" for i in by_id}
