@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from asyncua import Client, Node, ua
+from asyncua.common.utils import Buffer
 from asyncua.crypto import security_policies
-from asyncua.ua.uaerrors import UaError
+from asyncua.ua.ua_binary import struct_from_binary
+from asyncua.ua.uaerrors import UaError, UaStructParsingError
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from edge_agent.sources import opcua_fast
 from edge_agent.sources.base import (
     Quality,
     Sample,
@@ -235,6 +238,8 @@ class OpcuaSource(Source):
         self._trigger_tasks: set[asyncio.Task[None]] = set()
         self._pump_task: asyncio.Task[None] | None = None
         self._warned_insecure = False
+        self.fast_messages = 0  # publish responses decoded by opcua_fast
+        self.generic_messages = 0  # and by asyncua (on a connection with the fast path)
 
     async def _resolve(self, client: Client, node_id: str) -> Node:
         """Turn a configured node id into a Node for this connection."""
@@ -355,6 +360,7 @@ class OpcuaSource(Source):
         # oldest notifications when full, and its callback mode costs one task per value.
         sub = await client.create_subscription(interval, None, queue_maxsize=0)
         self._pump_task = asyncio.create_task(self._pump(sub))
+        self._install_fast_path(client, sub.subscription_id)
         # Every item gets an explicit DataChangeFilter: without one the server reports on
         # status_value, which hides a sensor that repeats its value under new timestamps.
         requests = []
@@ -376,6 +382,44 @@ class OpcuaSource(Source):
         if failed:
             log.warning("%s: %d of %d monitored items refused, first: %s", cfg.name,
                         len(failed), len(results), failed[0])
+
+    def _install_fast_path(self, client: Client, subscription_id: int) -> None:
+        """Decode this subscription's data changes straight into samples (`opcua_fast`):
+        the session's publish loop calls this client's `publish`, replaced here for this
+        session only. Any message the fast decoder does not take (another subscription, a
+        status change, anything unexpected) is decoded by asyncua as before and reaches
+        `_pump`; the fast path's DataChangeNotifications reach asyncua emptied of their items,
+        so they are acknowledged as usual and never delivered twice."""
+        session = getattr(client.uaclient, "session", None)
+        send = getattr(session, "_send_request", None)
+        if session is None or send is None or not callable(getattr(session, "publish", None)):
+            log.debug("%s: no fast path for this asyncua version", self.config.name)
+            return
+        characteristics = {handle: tag.characteristic
+                           for handle, tag in enumerate(self.config.tags, 1)}
+
+        async def publish(acks: list[ua.SubscriptionAcknowledgement]) -> ua.PublishResponse:
+            request = ua.PublishRequest()
+            request.Parameters.SubscriptionAcknowledgements = acks if acks else []
+            data = await send(request, timeout=0)
+            raw = bytes(data)[:len(data)]
+            fast = opcua_fast.decode(raw, subscription_id, characteristics, sample_from)
+            if fast is None:
+                self.generic_messages += 1
+                try:
+                    return struct_from_binary(ua.PublishResponse, Buffer(raw))
+                except Exception as exc:  # as asyncua's own publish
+                    log.exception("%s: error parsing a notification from the server",
+                                  self.config.name)
+                    raise UaStructParsingError from exc
+            response, samples = fast
+            self.fast_messages += 1
+            if samples:
+                self._pending.extend(samples)
+                self._arrived.set()
+            return response
+
+        session.publish = publish
 
     async def _pump(self, sub: Any) -> None:
         from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent

@@ -111,6 +111,37 @@ async def test_opcua_bad_status_never_carries_the_last_good_value(
         await source.close()
 
 
+async def test_opcua_subscription_values_exact_and_bad_never_a_value(
+        simulator: RunningSimulator) -> None:
+    """Subscribed values arrive through the fast decoder of publish responses (opcua_fast)
+    exactly as the simulator produced them, and a Bad status as bad with no value."""
+    source = OpcuaSource(opcua_config(simulator, mode="subscribe", sampling_interval_ms=50))
+    await source.connect()
+    got: list[Sample] = []
+    try:
+        for _ in range(300):
+            got += await source.read()
+            if sum(s.characteristic == "bore_diameter" for s in got) >= 10:
+                break
+        simulator.inject("bore_diameter", "dropout")
+        for _ in range(300):
+            batch = await source.read()
+            got += batch
+            if any(s.characteristic == "bore_diameter" and s.quality == "bad" for s in batch):
+                break
+        else:
+            pytest.fail("no bad sample after a sensor dropout")
+    finally:
+        await source.close()
+    assert source.fast_messages > 0
+    produced = {(h["value"]) for h in simulator.history("bore_diameter")}
+    bore = [s for s in got if s.characteristic == "bore_diameter"]
+    good = [s for s in bore if s.quality == "good"]
+    assert len(good) >= 10 and all(s.value in produced for s in good)  # exact doubles
+    assert all(s.value is None for s in bore if s.quality == "bad")
+    assert {s.characteristic for s in got} == set(VARIABLES)
+
+
 async def wait_for_samples_of(simulator: RunningSimulator, variable: str, count: int) -> None:
     """Until the simulator has produced `count` more samples of `variable` (no timing assumed)."""
     start = simulator.value(variable)["index"]
