@@ -11,12 +11,18 @@ the tests' flags. The day of data goes in through the ingest API (SPC evaluated 
 1. First render, one day: a fresh page load of `#/chart/day?last=86400` (the whole day, which
    the server reduces to each time bucket's extremes plus every violation), timed in the page
    from navigation start to the first animation frame after the chart exists
-   (`performance.now()`), with the page's own marks for the chart request and the chart build.
+   (`performance.now()`), with the page's own marks for the chart request and the chart build
+   and the request's resource timing; each load starts once the previous page has finished
+   its requests (network idle). CPU seconds of the server, PostgreSQL and Chromium over the
+   loads (psutil) are divided by the number of loads.
 2. First render, raw: the same day fetched without downsampling (all 86,400 points) and drawn
    in the page: fetch + JSON, and ChartData + uPlot build + the first frame, timed separately.
 3. Streaming: the live chart (the last 500 points, as operators see it) while a sender posts one
    sample every 100 ms through the ingest API; a requestAnimationFrame loop records every frame
-   interval, and the page's `chart-update` measures give the work per point.
+   interval, and the page's `chart-update` measures give the work per point. Recorded once the
+   page's start-up requests are over; first the same page with nothing arriving for
+   `--control-seconds` (default: as long as the streaming), to tell frames this machine drops
+   anyway from frames the updates cost.
 """
 
 from __future__ import annotations
@@ -121,22 +127,27 @@ RAW_RENDER = """async ([key, start, end]) => {
 }"""
 
 FRAMES_START = """() => {
+  // one recording at a time: a new start ends the previous loop and observer
+  const gen = window.__gen = (window.__gen || 0) + 1;
   window.__frames = [];
+  window.__long = [];
   let last = performance.now();
   const loop = (t) => {
+    if (window.__gen !== gen) return;
     window.__frames.push(t - last); last = t;
-    if (!window.__stop) requestAnimationFrame(loop);
+    requestAnimationFrame(loop);
   };
-  window.__stop = false;
-  window.__long = [];
-  new PerformanceObserver((l) => l.getEntries().forEach((e) => window.__long.push(e.duration)))
-    .observe({ type: 'longtask' });
+  window.__observer?.disconnect();
+  window.__observer = new PerformanceObserver(
+    (l) => l.getEntries().forEach((e) => window.__long.push(e.duration)));
+  window.__observer.observe({ type: 'longtask' });
   performance.clearMeasures('chart-update');
   requestAnimationFrame((t) => { last = t; requestAnimationFrame(loop); });
 }"""
 
 FRAMES_STOP = """() => {
-  window.__stop = true;
+  window.__gen += 1;
+  window.__observer.disconnect();
   return { frames: window.__frames, longtasks: window.__long,
            updates: performance.getEntriesByName('chart-update').map((e) => e.duration) };
 }"""
@@ -181,11 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", type=int, default=86_400)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--stream-seconds", type=float, default=20.0)
+    ap.add_argument("--control-seconds", type=float, default=None,
+                    help="seconds of the idle live page recorded first (default: as streaming)")
     ap.add_argument("--headed-flags", default="", help="extra Chromium flags, comma-separated")
     ap.add_argument("--reduce-in-database-above", type=int, default=None, metavar="N",
                     help="the server's SPC_CHART_REDUCE_IN_DATABASE_ABOVE (default: its own, "
                          "300,000); e.g. 1000 to reduce the day in SQL")
     args = ap.parse_args(argv)
+    if args.control_seconds is None:
+        args.control_seconds = args.stream_seconds
 
     from playwright.sync_api import sync_playwright
 
@@ -217,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):
                 page.goto(f"{server.url}/ui/?r={uuid.uuid4().hex}#/chart/{KEY}?last=86400")
                 first.append(page.evaluate(FIRST_RENDER))
+                # the page finishes what it does after the chart (the tiles' data, the alarm
+                # count) before the next load, which would otherwise find the server busy
+                page.wait_for_selector("#alarm-count[data-count]", state="attached")
+                page.wait_for_load_state("networkidle")
             procs = components(server, cluster)  # Chromium starts a renderer per page load
             after = {k: cpu_seconds(v) for k, v in procs.items()}
             results["first_render"] = first
@@ -234,6 +253,13 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(f"{server.url}/ui/?r={uuid.uuid4().hex}#/chart/{KEY}")
             page.wait_for_selector("#chart-i[data-mode=live] canvas")
             page.wait_for_selector("#connection[data-state=live]")
+            page.wait_for_selector("#alarm-count[data-count]", state="attached")
+            page.wait_for_load_state("networkidle")  # the page's start-up is over
+            if args.control_seconds:
+                # the same page with nothing arriving: the frames this machine drops anyway
+                page.evaluate(FRAMES_START)
+                time.sleep(args.control_seconds)
+                results["control"] = page.evaluate(FRAMES_STOP)
             page.evaluate(FRAMES_START)
             stop = threading.Event()
             sent = [0]
@@ -305,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     lt = s["longtasks"]
     print(f"   main-thread tasks over 50 ms: {len(lt)}"
           + (f" (longest {max(lt):.0f} ms)" if lt else ""))
+    if "control" in results:
+        cf = results["control"]["frames"][1:]
+        clt = results["control"]["longtasks"]
+        print(f"   control, the same page for {args.control_seconds:.0f} s with nothing arriving: "
+              f"{len(cf)} frames ({len(cf) / (sum(cf) / 1000):.1f} fps), max {max(cf):.2f} ms, "
+              f"frames over 1.5x 16.7 ms: {sum(1 for f in cf if f > budget * 1.5)}, "
+              f"main-thread tasks over 50 ms: {len(clt)}")
     print(f"page errors: {results['errors'] or 'none'}")
     out = ROOT / "test-artifacts" / "bench_dashboard.json"
     out.parent.mkdir(exist_ok=True)

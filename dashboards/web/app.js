@@ -26,7 +26,7 @@ let early = []; // live events that arrived before the store's first load finish
 // view needs it, or after the first view is up: a chart opened directly does not wait for it.
 function ready() {
   storeLoading ??= store.load().then(() => {
-    for (const e of early) store.onEvent(e);
+    for (const e of early ?? []) store.onEvent(e);
     early = null;
   }, (err) => { storeLoading = null; throw err; }); // the next view tries again
   return storeLoading;
