@@ -134,7 +134,7 @@ async def maintain(settings: Settings, retention_days: float):
     from server.services.maintenance import run_once
 
     await db.migrate(settings.database_url, settings.timescaledb)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:
             storage = await db.detect_storage(conn)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
@@ -47,14 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate(settings.database_url, settings.timescaledb)
-        pool = await asyncpg.create_pool(
-            settings.database_url, min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            # asyncpg prepares every statement; after five runs PostgreSQL may switch to a
-            # generic plan that cannot exclude hypertable chunks by the actual time range and
-            # can choose a nested loop that turns a one-second chart query into half a minute.
-            server_settings={"plan_cache_mode": "force_custom_plan"},
-        )
+        pool = await db.create_pool(settings.database_url, settings.pool_min_size,
+                                    settings.pool_max_size)
         async with pool.acquire() as conn:
             app.state.storage = await db.detect_storage(conn)
         log.info("storage mode: %s", app.state.storage.name)

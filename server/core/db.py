@@ -21,6 +21,22 @@ MIGRATION_LOCK_ID = 0x5350_4301  # "SPC" + 1: an arbitrary, project-unique advis
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
+# Set on every pooled connection. PostgreSQL plans each statement for its actual values
+# (asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic plan that
+# cannot exclude hypertable chunks by the actual time range, and can choose a nested loop that
+# turns a one-second chart query into half a minute). And no JIT: the ingest path's window query
+# (LATERAL over a batch's characteristics) passes jit_above_cost once a day of samples is stored,
+# and every pooled backend then compiles LLVM code for a query that runs in ~40 ms: measured
+# 84 ms with JIT (24 ms of it compiling, more once inlining starts at a cost of 500k) against
+# ~42 ms without, and the backends' memory grew by the compiled code (docs/reliability.md, Soak).
+POOL_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
+
+
+async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                     server_settings=POOL_SERVER_SETTINGS)
+
+
 @dataclass(frozen=True)
 class StorageMode:
     """What the database offers, detected at start and reported by /api/v1/health."""
