@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _SQLITE_FULL = 13
 _SQLITE_IOERR_SHMSIZE = 4874
 RESERVE_BYTES = 64 * 1024  # released on a full disk: room for the transaction that drops
@@ -262,16 +260,6 @@ INSERT OR IGNORE INTO counters VALUES ('dropped', 0);
 # SQLite renders a REAL in JSON with 15 significant digits; 17 round-trip every double exactly,
 # so the server stores the very value the device reported.
 _EXACT_VALUE = "CASE WHEN value IS NULL THEN NULL ELSE json(printf('%!.17g', value)) END"
-
-
-def _to_us(ts: datetime) -> int:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return (ts - _EPOCH) // _US
-
-
-def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 class SqliteBuffer(Buffer):
@@ -511,8 +499,9 @@ class SqliteBuffer(Buffer):
             return
         # One statement for all rows: sqlite3 releases the GIL around every row step, and with
         # busy source threads each re-acquisition can wait a whole switch interval (5 ms).
-        rows = json.dumps([[s.characteristic, _to_us(s.ts), s.value, s.quality, s.part_id]
-                           for s in samples], allow_nan=False)
+        # A Sample is the row itself, (characteristic, ts_us, value, quality, part_id).
+        rows = json.dumps(samples if isinstance(samples, list) else list(samples),
+                          allow_nan=False)
         n = len(samples)
 
         def body() -> int:
@@ -617,7 +606,8 @@ class SqliteBuffer(Buffer):
             f"SELECT json_group_array(json_array(characteristic, ts_us, {_EXACT_VALUE}, "
             "quality, part_id)) FROM (SELECT * FROM samples WHERE batch=? ORDER BY id)", (key,)
         ).fetchone()
-        return [Sample(c, _from_us(t), v, q, p) for c, t, v, q, p in json.loads(text)]
+        row = Sample.row
+        return [row(c, t, v, q, p) for c, t, v, q, p in json.loads(text)]
 
     def batch_json(self, batch: Batch) -> str:
         # Built by SQLite in one step (see append); the timestamp with integer arithmetic so it
@@ -680,7 +670,7 @@ class SqliteBuffer(Buffer):
                     rows = self._db.execute(
                         "SELECT characteristic, ts_us, value, quality, part_id FROM samples "
                         f"WHERE id IN ({marks}) ORDER BY id", bad).fetchall()
-                    payload = json.dumps([sample_to_json(Sample(c, _from_us(t), v, q, p))
+                    payload = json.dumps([sample_to_json(Sample.row(c, t, v, q, p))
                                           for c, t, v, q, p in rows])
                     self._db.execute("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
                                      (f"{key}#rejected", reason, len(rows), payload,

@@ -8,9 +8,10 @@ library directly: it looks the kind up here. This mirrors Telegraf's `plugins/in
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,15 +19,60 @@ from pydantic import BaseModel, ConfigDict, Field
 Quality = Literal["good", "uncertain", "bad"]
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One measurement of one characteristic, as it travels from a source to the server."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_new_tuple = tuple.__new__
+_isfinite = math.isfinite
 
-    characteristic: str
-    ts: datetime
-    value: float | None
-    quality: Quality = "good"
-    part_id: str | None = None
+
+def to_us(ts: datetime) -> int:
+    """Microseconds since the Unix epoch; a naive datetime is taken as UTC."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return (ts - _EPOCH) // _US
+
+
+class Sample(tuple):  # type: ignore[type-arg]
+    """One measurement of one characteristic, as it travels from a source to the server.
+
+    An immutable tuple `(characteristic, ts_us, value, quality, part_id)`, the time in
+    microseconds since the Unix epoch (UTC): the very row the buffer stores, so that the
+    20,000 samples a second of one agent cost no per-sample object set-up or conversion on
+    their way to SQLite (a frozen dataclass, a datetime each and a row built from them were a
+    fifth of the agent's CPU). `ts` gives the time as an aware UTC datetime.
+    `Sample(characteristic, ts, value, quality, part_id)` takes a datetime; the contract (a bad
+    sample has no value, the value is a finite float) is kept by `Sample.of` and by the
+    sources that build rows with `Sample.row`.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, characteristic: str, ts: datetime, value: float | None,
+                quality: Quality = "good", part_id: str | None = None) -> Sample:
+        return _new_tuple(cls, (characteristic, to_us(ts), value, quality, part_id))
+
+    @classmethod
+    def row(cls, characteristic: str, ts_us: int, value: float | None,
+            quality: Quality = "good", part_id: str | None = None) -> Sample:
+        """A sample from its stored form, as is (no checks: the caller keeps the contract)."""
+        return _new_tuple(cls, (characteristic, ts_us, value, quality, part_id))
+
+    characteristic: str = property(itemgetter(0))  # type: ignore[assignment]
+    ts_us: int = property(itemgetter(1))  # type: ignore[assignment]
+    value: float | None = property(itemgetter(2))  # type: ignore[assignment]
+    quality: Quality = property(itemgetter(3))  # type: ignore[assignment]
+    part_id: str | None = property(itemgetter(4))  # type: ignore[assignment]
+
+    @property
+    def ts(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self[1])
+
+    def __repr__(self) -> str:
+        return (f"Sample({self[0]!r}, {self.ts.isoformat()}, {self[2]!r}, {self[3]!r}, "
+                f"{self[4]!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_new_tuple, (Sample, tuple(self)))
 
     @staticmethod
     def of(
@@ -38,18 +84,22 @@ class Sample:
     ) -> Sample:
         """Build a sample, enforcing the contract: a bad sample never carries a value, and a
         value that JSON cannot carry (NaN, inf, non-numeric) makes the sample bad."""
-        number: float | None
-        if quality == "bad" or value is None:
-            number, quality = None, "bad"
-        else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                number, quality = None, "bad"
-            else:
-                if not math.isfinite(number):
-                    number, quality = None, "bad"
-        return Sample(characteristic, ts or datetime.now(UTC), number, quality, part_id)
+        return checked(characteristic, value, quality,
+                       time.time_ns() // 1000 if ts is None else to_us(ts), part_id)
+
+
+def checked(characteristic: str, value: Any, quality: Quality, ts_us: int,
+            part_id: str | None = None) -> Sample:
+    """`Sample.of` with the time in microseconds since the epoch."""
+    if quality == "bad" or value is None:
+        return _new_tuple(Sample, (characteristic, ts_us, None, "bad", part_id))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _new_tuple(Sample, (characteristic, ts_us, None, "bad", part_id))
+    if not _isfinite(number):
+        return _new_tuple(Sample, (characteristic, ts_us, None, "bad", part_id))
+    return _new_tuple(Sample, (characteristic, ts_us, number, quality, part_id))
 
 
 class StrictModel(BaseModel):

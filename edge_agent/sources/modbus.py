@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from datetime import UTC, datetime
+import time
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -25,6 +25,7 @@ from edge_agent.sources.base import (
     SourceConfig,
     SourceError,
     StrictModel,
+    checked,
     register,
 )
 from edge_agent.sources.modbus_codec import (
@@ -291,7 +292,7 @@ class ModbusSource(Source):
         trig = self.config.triggers[index]
         specs, plan = self._groups[index]
         values: dict[int, Any] = {}
-        ts = datetime.now(UTC)
+        ts = time.time_ns() // 1000  # Sample.ts_us
         for unit, block in plan:
             ts, got = await self._read_block(client, unit, block)
             values.update(got)
@@ -319,7 +320,7 @@ class ModbusSource(Source):
                         self.config.name, trig.address, before, value, missed)
 
     async def _read_block(self, client: Any, unit: int, block: ReadBlock
-                          ) -> tuple[datetime, dict[int, Any]]:
+                          ) -> tuple[int, dict[int, Any]]:
         """Decoded values by spec key (None for each value when the device answered with an
         exception); a link failure raises."""
         call = getattr(client, _READ_METHODS[block.function])
@@ -340,7 +341,7 @@ class ModbusSource(Source):
             response = request.result()
         except ModbusException as exc:
             raise SourceError(f"{what}: {exc}") from exc
-        ts = datetime.now(UTC)
+        ts = time.time_ns() // 1000  # Sample.ts_us
         if response.isError():
             # The device answered with an exception code: the link is fine, these values not.
             return ts, {spec.key: None for spec in block.tags}
@@ -369,15 +370,15 @@ class ModbusSource(Source):
         return rows
 
 
-def _sample(tag: ModbusTag, value: Any, ts: datetime, part_id: str | None = None) -> Sample:
+def _sample(tag: ModbusTag, value: Any, ts_us: int, part_id: str | None = None) -> Sample:
     if value is None:
-        return Sample.of(tag.characteristic, None, "bad", ts, part_id)
+        return checked(tag.characteristic, None, "bad", ts_us, part_id)
     if isinstance(value, str):
-        return Sample.of(tag.characteristic, value, "good", ts, part_id)
+        return checked(tag.characteristic, value, "good", ts_us, part_id)
     if tag.bad_raw is not None and float(value) == tag.bad_raw:
-        return Sample.of(tag.characteristic, None, "bad", ts, part_id)
-    return Sample.of(tag.characteristic, float(value) * tag.scale + tag.offset, "good", ts,
-                     part_id)
+        return checked(tag.characteristic, None, "bad", ts_us, part_id)
+    return checked(tag.characteristic, float(value) * tag.scale + tag.offset, "good", ts_us,
+                   part_id)
 
 
 def _text(value: Any) -> str:

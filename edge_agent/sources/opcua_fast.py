@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from asyncua import ua
 from asyncua.common.utils import Buffer
 from asyncua.ua.ua_binary import struct_from_binary
 
-from edge_agent.sources.base import Sample
+from edge_agent.sources.base import Sample, to_us
 
 _u8 = struct.Struct("<B").unpack_from
 _u16 = struct.Struct("<H").unpack_from
@@ -52,6 +53,9 @@ _SCALARS: dict[int, tuple[Callable[[bytes, int], tuple[object, ...]], int]] = {
 _FILETIME_EPOCH = ua.uatypes.FILETIME_EPOCH_AS_UTC_DATETIME
 _MAX_FILETIME = ua.uatypes.MAX_OPC_FILETIME
 _isfinite = math.isfinite
+_UNIX_AFTER_FILETIME_US = to_us(_FILETIME_EPOCH) * -1
+_new = tuple.__new__  # Sample.row without the call: (characteristic, ts_us, value, quality,
+#                       part_id)
 
 
 class Unexpected(Exception):
@@ -63,6 +67,14 @@ def _ts(ticks: int) -> datetime:
     if 0 <= ticks < _MAX_FILETIME:
         return _FILETIME_EPOCH + timedelta(microseconds=ticks // 10)
     return ua.win_epoch_to_datetime(ticks)
+
+
+def _us(ticks: int) -> int:
+    """A DateTime (100 ns since 1601) as Sample.ts_us: microseconds since 1970, the value
+    asyncua's datetime gives, computed without making one."""
+    if 0 <= ticks < _MAX_FILETIME:
+        return ticks // 10 - _UNIX_AFTER_FILETIME_US
+    return to_us(ua.win_epoch_to_datetime(ticks))
 
 
 def decode(raw: bytes, subscription_id: int, characteristics: Mapping[int, str],
@@ -176,30 +188,33 @@ def _items(raw: bytes, p: int, end: int, characteristics: Mapping[int, str],
         if mask & 2:
             (status,) = _u32(raw, p)
             p += 4
+        # the source's timestamp, else the server's, else now (as sample_from)
         if mask & 4:
             (ticks,) = _i64(raw, p)
             p += 8
-            ts = _ts(ticks)
+            ts = ticks // 10 - _UNIX_AFTER_FILETIME_US if 0 <= ticks < _MAX_FILETIME \
+                else _us(ticks)
             if mask & 8:
                 p += 8
         elif mask & 8:
             (ticks,) = _i64(raw, p)
             p += 8
-            ts = _ts(ticks)
+            ts = _us(ticks)
         else:
-            ts = datetime.now(UTC)
+            ts = time.time_ns() // 1000
         if p > end:
             raise Unexpected
         # as Sample.of: bad status, no value, or a number JSON cannot carry -> bad, no value
         severity = status >> 30
         if severity >= 2 or value is None:
-            append(Sample(characteristic, ts, None, "bad"))
+            append(_new(Sample, (characteristic, ts, None, "bad", None)))
             continue
         number = float(value)  # type: ignore[arg-type]
         if not _isfinite(number):
-            append(Sample(characteristic, ts, None, "bad"))
+            append(_new(Sample, (characteristic, ts, None, "bad", None)))
         else:
-            append(Sample(characteristic, ts, number, "good" if severity == 0 else "uncertain"))
+            append(_new(Sample, (characteristic, ts, number,
+                                "good" if severity == 0 else "uncertain", None)))
     return p
 
 
