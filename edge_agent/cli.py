@@ -77,6 +77,7 @@ async def _run(config: AgentConfig) -> int:
     # the interpreter back quickly while another decodes a large OPC UA response. The default
     # 5 ms switch interval makes every such hand-over wait up to 5 ms.
     sys.setswitchinterval(0.0005)
+    _tune_malloc()
 
     try:
         agent = Agent(config)
@@ -92,6 +93,26 @@ async def _run(config: AgentConfig) -> int:
         print(f"spc agent: stopped after an internal failure: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _tune_malloc() -> None:
+    """Keep the agent's memory small on glibc (before any thread starts). glibc gives each
+    thread that allocates an arena of its own, up to 8 per core, and keeps what is freed in it;
+    the source threads, the worker threads and SQLite each took one. Two arenas, and large
+    blocks (a batch's JSON and its gzip, ~1 MB) always from mmap so that they go back to the
+    system when freed (glibc otherwise raises that threshold as it goes): ~5 MB less RSS under
+    the benchmark (benchmarks/README.md). Elsewhere (musl, macOS) nothing is done."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_arena_max, m_mmap_threshold = -8, -3
+    mallopt(m_arena_max, 2)
+    mallopt(m_mmap_threshold, 256 * 1024)
 
 
 def check_config(path: str, timeout: float = 10.0) -> int:
