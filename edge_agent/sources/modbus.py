@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import struct
 import time
 from typing import Any, Literal
 
@@ -345,12 +346,24 @@ class ModbusSource(Source):
         if response.isError():
             # The device answered with an exception code: the link is fine, these values not.
             return ts, {spec.key: None for spec in block.tags}
-        words = response.bits if block.function.is_bits else response.registers
         out: dict[int, Any] = {}
+        if block.function.is_bits:
+            bits = response.bits
+            for spec in block.tags:
+                out[spec.key] = bool(block.slice_for(spec, bits)[0])
+            return ts, out
+        words = response.registers
+        # The block's bytes as they came off the wire: a big-endian (ABCD) number is read
+        # from them in place; other orders, strings and bools go through `decode`.
+        data = struct.pack(f">{len(words)}H", *words)
+        start = block.address
         for spec in block.tags:
-            raw = block.slice_for(spec, words)
-            out[spec.key] = bool(raw[0]) if block.function.is_bits else decode(
-                raw, spec.data_type, spec.byte_order)
+            unpack = _IN_PLACE.get((spec.data_type, spec.byte_order))
+            if unpack is not None:
+                out[spec.key] = unpack(data, 2 * (spec.address - start))[0]
+            else:
+                out[spec.key] = decode(block.slice_for(spec, words), spec.data_type,
+                                       spec.byte_order)
         return ts, out
 
     async def close(self) -> None:
@@ -368,6 +381,13 @@ class ModbusSource(Source):
             rows += [(f"{t.describe(cfg.unit_of(t))} ({on})", t.characteristic, t.unit)
                      for t in trig.tags]
         return rows
+
+
+# (type, byte order) -> unpack_from for the numbers whose bytes are the registers' in order.
+_IN_PLACE = {(t, "ABCD"): struct.Struct(fmt).unpack_from
+             for t, fmt in {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I",
+                            "int64": ">q", "float32": ">f", "float64": ">d"}.items()}
+_IN_PLACE.update({(t, "CDAB"): _IN_PLACE[(t, "ABCD")] for t in ("int16", "uint16")})
 
 
 def _sample(tag: ModbusTag, value: Any, ts_us: int, part_id: str | None = None) -> Sample:
