@@ -33,13 +33,16 @@ function ready() {
 }
 
 const ROUTES = [
-  [/^#?\/?$/, "overview", async (root, ctx) => { await ctx.ready(); return mountOverview(root, ctx); }],
+  // (a view that waited for the store draws nothing if the user has moved on meanwhile)
+  [/^#?\/?$/, "overview", async (root, ctx) => {
+    await ctx.ready(); return ctx.current() ? mountOverview(root, ctx) : null;
+  }],
   [/^#\/chart\/(.+)$/, "overview", (root, ctx, key) => mountChart(root, ctx, key)],
   [/^#\/capability\/(.+)$/, "overview", (root, ctx, key) => mountCapability(root, ctx, key)],
   [/^#\/limits\/(.+)$/, "overview", (root, ctx, key) => mountLimits(root, ctx, key)],
   [/^#\/alarms$/, "alarms", (root, ctx) => mountAlarms(root, ctx)],
   [/^#\/andon(?:\/(.+))?$/, "andon", async (root, ctx, line) => {
-    await ctx.ready(); return mountAndon(root, ctx, line);
+    await ctx.ready(); return ctx.current() ? mountAndon(root, ctx, line) : null;
   }],
   // admin screens: loaded when first opened, not with every page
   [/^#\/keys$/, "keys", async (root, ctx) => (await import("./keys.js")).mountKeys(root, ctx)],
@@ -107,7 +110,8 @@ async function route() {
   document.body.classList.toggle("andon", section === "andon");
   document.querySelectorAll("#main-nav a").forEach((a) =>
     a.toggleAttribute("aria-current", a.dataset.route === section));
-  const ctx = { api, store, ready, navigate: (h) => { location.hash = h; } };
+  const ctx = { api, store, ready, current: () => token === routing,
+    navigate: (h) => { location.hash = h; } };
   try {
     const mounted = await mount(root, ctx, arg ? decodeURIComponent(arg) : undefined);
     if (token !== routing) { mounted?.unmount?.(); return; } // the user moved on meanwhile

@@ -25,6 +25,7 @@ export async function mountChart(root, ctx, route) {
   // the chart's requests start now, beside the characteristic's (one round trip less)
   const started = requests(mode);
   const c = await api.get(`/characteristics/${enc(key)}`);
+  if (ctx.current && !ctx.current()) return {}; // the user moved on: leave the page alone
   const opts = { kind: c.chart_type, unit: c.unit, specs: { lsl: c.lsl, usl: c.usl, target: c.target },
     showSpecs: false, versions: [], onSelect: (t0, t1) => load({ live: false, start: t0, end: t1 }) };
 

@@ -235,3 +235,23 @@ def test_capability_for_tiles_only_while_tiles_are_shown(plant: LiveServer, page
     page.wait_for_selector(".tile[data-key=bore] [data-field=cpk]:text-matches('Cpk [0-9]')")
     assert [u for u in seen if u.endswith("/characteristics/bore/capability")]
     assert page.console_errors == []
+
+
+def test_a_view_left_while_loading_does_not_draw_over_the_next(plant: LiveServer,
+                                                               page) -> None:
+    # the overview waits for the tiles' data; the user opens a chart meanwhile
+    held: list = []
+    page.route("**/api/v1/hierarchy", lambda route: held.append(route))
+    page.goto(f"{plant.url}/ui/#key={plant.keys['operator']}")
+    page.wait_for_function("document.querySelector('#view')?.dataset.view === 'overview'")
+    while not held:
+        page.wait_for_timeout(50)
+    page.evaluate("location.hash = '#/chart/bore'")
+    page.wait_for_selector("#chart-i canvas")
+    held[0].continue_()  # now the overview's data arrives
+    page.unroute("**/api/v1/hierarchy")
+    page.wait_for_selector("#alarm-count[data-count]", state="attached")
+    page.wait_for_timeout(300)
+    assert page.locator("#chart-view #chart-i canvas").count() >= 1
+    assert page.locator(".overview").count() == 0
+    assert page.console_errors == []
