@@ -12,28 +12,6 @@ ALARM_COLUMNS = """a.id, a.kind, c.key AS characteristic, a.subject, a.detail, a
 FROM_ALARMS = "FROM alarms a LEFT JOIN characteristics c ON c.id = a.characteristic_id"
 
 
-async def violation_raised(
-    conn: asyncpg.Connection, characteristic_id: int, rule: str, ts: datetime
-) -> bool:
-    """Whether this (rule, completing point) was raised before, e.g. before a restart.
-
-    Callers hold the characteristic's ingest lock, so check-then-insert cannot race.
-    """
-    return bool(await conn.fetchval(
-        "SELECT true FROM violations WHERE characteristic_id = $1 AND rule = $2 AND ts = $3",
-        characteristic_id, rule, ts,
-    ))
-
-
-async def record_violation(
-    conn: asyncpg.Connection, characteristic_id: int, rule: str, ts: datetime, alarm_id: int
-) -> None:
-    await conn.execute(
-        "INSERT INTO violations (characteristic_id, rule, ts, alarm_id) VALUES ($1, $2, $3, $4)",
-        characteristic_id, rule, ts, alarm_id,
-    )
-
-
 async def raised_and_open(
     conn: asyncpg.Connection, candidates: list[tuple[int, str, datetime]]
 ) -> tuple[set[tuple[int, str, datetime]], list[asyncpg.Record]]:
@@ -118,30 +96,6 @@ async def record_episodes(
         *[list(c) for c in (*o, *e, *v)],
     )
     return {(r["characteristic_id"], r["rule"], r["first_ts"]): r["id"] for r in rows}
-
-
-async def extend_open(
-    conn: asyncpg.Connection, characteristic_id: int, rule: str, previous_ts: datetime,
-    ts: datetime,
-) -> int | None:
-    """Extend the open alarm of this rule whose last point is `previous_ts`; its id, or None."""
-    return await conn.fetchval(
-        """UPDATE alarms SET last_ts = $4, point_count = point_count + 1, updated_at = now()
-           WHERE characteristic_id = $1 AND rule = $2 AND state <> 'closed' AND last_ts = $3
-           RETURNING id""",
-        characteristic_id, rule, previous_ts, ts,
-    )
-
-
-async def open_alarm(
-    conn: asyncpg.Connection, characteristic_id: int, rule: str, ts: datetime,
-    limits_version: int | None, severity: str,
-) -> int:
-    return await conn.fetchval(
-        """INSERT INTO alarms (characteristic_id, rule, first_ts, last_ts, limits_version, severity)
-           VALUES ($1, $2, $3, $3, $4, $5) RETURNING id""",
-        characteristic_id, rule, ts, limits_version, severity,
-    )
 
 
 async def get(conn: asyncpg.Connection, alarm_id: int) -> asyncpg.Record | None:
@@ -243,16 +197,6 @@ async def add_cause(conn: asyncpg.Connection, key: str, label: str, category: st
            ON CONFLICT DO NOTHING RETURNING true""",
         key, label, category,
     ))
-
-
-async def violations_in(
-    conn: asyncpg.Connection, characteristic_id: int, start: datetime, end: datetime
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """SELECT ts, rule FROM violations
-           WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts""",
-        characteristic_id, start, end,
-    )
 
 
 async def acknowledge(

@@ -61,26 +61,11 @@ async def copy_new(
     await conn.copy_records_to_table("measurements", records=rows, columns=COLUMNS)
 
 
-async def evaluation_window(
-    conn: asyncpg.Connection, characteristic_id: int, since: datetime, history: int
-) -> list[asyncpg.Record]:
-    """Good points from `since` on, preceded by up to `history` good points before it."""
-    return await conn.fetch(
-        """(SELECT ts, value, sample_size FROM measurements
-            WHERE characteristic_id = $1 AND ts < $2 AND quality < 2
-            ORDER BY ts DESC LIMIT $3)
-           UNION ALL
-           (SELECT ts, value, sample_size FROM measurements
-            WHERE characteristic_id = $1 AND ts >= $2 AND quality < 2)
-           ORDER BY ts""",
-        characteristic_id, since, history,
-    )
-
-
 async def evaluation_windows(
     conn: asyncpg.Connection, requests: list[tuple[int, datetime, int | None]]
 ) -> dict[int, list[asyncpg.Record]]:
-    """`evaluation_window` for many characteristics in one round trip.
+    """Good points from each `since` on, preceded by up to `history` good points before it,
+    for many characteristics in one round trip.
 
     requests: (characteristic_id, since, history); history None means every earlier point."""
     if not requests:
@@ -116,23 +101,6 @@ async def first_good(
     )
 
 
-async def chart_range(
-    conn: asyncpg.Connection, characteristic_id: int, start: datetime | None,
-    end: datetime | None, limit: int,
-) -> list[asyncpg.Record]:
-    """The most recent `limit` points in [start, end), in time order."""
-    return await conn.fetch(
-        """SELECT * FROM (
-               SELECT ts, value, quality, sample_size FROM measurements
-               WHERE characteristic_id = $1
-                 AND ($2::timestamptz IS NULL OR ts >= $2)
-                 AND ($3::timestamptz IS NULL OR ts < $3)
-               ORDER BY ts DESC LIMIT $4) recent
-           ORDER BY ts""",
-        characteristic_id, start, end, limit,
-    )
-
-
 async def span(
     conn: asyncpg.Connection, characteristic_id: int, start: datetime | None,
     end: datetime | None,
@@ -144,39 +112,6 @@ async def span(
              AND ($2::timestamptz IS NULL OR ts >= $2)
              AND ($3::timestamptz IS NULL OR ts < $3)""",
         characteristic_id, start, end,
-    )
-
-
-async def reduced_range(
-    conn: asyncpg.Connection, characteristic_id: int, start: datetime, end: datetime,
-    buckets: int,
-) -> list[asyncpg.Record]:
-    """The lowest and highest good value of each of `buckets` equal time buckets of
-    [start, end], the first bad sample of each, and every sample that completed a rule
-    violation: a long range reduced in the database, so months of data never leave it."""
-    return await conn.fetch(
-        """WITH pts AS (
-               SELECT ts, value, quality, sample_size,
-                      floor(extract(epoch FROM ts - $2) / $4)::bigint AS bucket
-               FROM measurements
-               WHERE characteristic_id = $1 AND ts >= $2 AND ts <= $3),
-           ranked AS (
-               SELECT ts, value, quality, sample_size,
-                      row_number() OVER (PARTITION BY bucket, quality = 2
-                                         ORDER BY value, ts) AS lo,
-                      row_number() OVER (PARTITION BY bucket, quality = 2
-                                         ORDER BY value DESC, ts) AS hi
-               FROM pts)
-           SELECT ts, value, quality, sample_size FROM ranked
-           WHERE lo = 1 OR (hi = 1 AND quality < 2)
-           UNION
-           SELECT m.ts, m.value, m.quality, m.sample_size
-           FROM violations v JOIN measurements m
-             ON m.characteristic_id = v.characteristic_id AND m.ts = v.ts
-           WHERE v.characteristic_id = $1 AND v.ts >= $2 AND v.ts <= $3
-           ORDER BY ts""",
-        characteristic_id, start, end,
-        max((end - start).total_seconds() / buckets, 1e-6),
     )
 
 
