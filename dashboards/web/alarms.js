@@ -1,7 +1,6 @@
 // Alarm handling: open alarms, the acknowledge dialog (assignable cause + corrective action),
 // history with filters, and the Pareto of causes.
-import { ApiError } from "./api.js";
-import { el } from "./layout.js";
+import { el, modalForm, when } from "./layout.js";
 import { ruleLabel, ruleText } from "./rules-text.js";
 
 let causes = null; // loaded once per page: the list changes rarely
@@ -11,7 +10,6 @@ async function loadCauses(api) {
   return causes;
 }
 
-const when = (ts) => (ts ? new Date(ts).toLocaleString() : "");
 const describe = (a) => `${ruleLabel(a.rule)} · ${ruleText(a.rule)}`;
 
 // Opens the modal acknowledge dialog for one alarm; resolves with the updated alarm or null.
@@ -24,33 +22,15 @@ export async function acknowledge(ctx, alarm) {
       ...list.filter((c) => c.category === cat).map((c) => el("option", { value: c.key, text: c.label })))));
   const action = el("textarea", { id: "ack-action", rows: 4, maxlength: 4000,
     placeholder: "What was done, e.g. replaced worn insert, re-zeroed gauge" });
-  const error = el("p", { class: "error", role: "alert" });
-  const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
-  const form = el("form", { method: "dialog" },
-    el("h2", { id: "ack-title", text: `Acknowledge alarm #${alarm.id}` }),
-    el("p", { text: `${alarm.characteristic || alarm.subject || ""}: ${describe(alarm)}` }),
-    el("p", { class: "muted", text: `first point ${when(alarm.first_ts)}, ${alarm.point_count} point(s)` }),
-    el("label", {}, "Assignable cause", select),
-    el("label", {}, "Corrective action", action),
-    error,
-    el("div", { class: "actions" }, cancel, el("button", { type: "submit", text: "Acknowledge" })));
-  const dialog = el("dialog", { id: "ack-dialog", "aria-labelledby": "ack-title" }, form);
-  document.body.append(dialog);
-  dialog.showModal();
-  select.focus();
-  return new Promise((resolve) => {
-    const done = (result) => { dialog.close(); dialog.remove(); resolve(result); };
-    cancel.addEventListener("click", () => done(null));
-    dialog.addEventListener("cancel", () => done(null));
-    form.addEventListener("submit", async (e) => {
-      e.preventDefault();
-      try {
-        done(await ctx.api.post(`/alarms/${alarm.id}/acknowledge`,
-          { cause: select.value, corrective_action: action.value.trim() }));
-      } catch (err) {
-        error.textContent = err instanceof ApiError ? err.message : `Failed: ${err.message}`;
-      }
-    });
+  return modalForm({
+    id: "ack-dialog", title: `Acknowledge alarm #${alarm.id}`, submit: "Acknowledge", focus: select,
+    body: [
+      el("p", { text: `${alarm.characteristic || alarm.subject || ""}: ${describe(alarm)}` }),
+      el("p", { class: "muted", text: `first point ${when(alarm.first_ts)}, ${alarm.point_count} point(s)` }),
+      el("label", {}, "Assignable cause", select),
+      el("label", {}, "Corrective action", action)],
+    action: () => ctx.api.post(`/alarms/${alarm.id}/acknowledge`,
+      { cause: select.value, corrective_action: action.value.trim() }),
   });
 }
 

@@ -33,20 +33,20 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-// A modal confirmation that runs `action` itself: on success it closes and resolves with the
-// action's result; on failure the server's message stays in the dialog (nothing was applied, the
-// user can cancel or retry). Resolves null when cancelled.
-export function confirmAction({ id, title, text, confirm, danger = false, action }) {
+// A modal form that runs `action` itself: on success it closes and resolves with the action's
+// result; on failure the server's message stays in the dialog (nothing was applied, the user can
+// correct, cancel or retry). Resolves null when cancelled.
+export function modalForm({ id, title, body = [], submit, danger = false, focus = null, action }) {
   const error = el("p", { class: "error", role: "alert" });
   const cancel = el("button", { type: "button", class: "secondary", text: "Cancel" });
-  const ok = el("button", { type: "submit", class: danger ? "danger" : null, text: confirm });
+  const ok = el("button", { type: "submit", class: danger ? "danger" : null, text: submit });
   const form = el("form", { method: "dialog" },
-    el("h2", { id: `${id}-title`, text: title }), el("p", { text }), error,
+    el("h2", { id: `${id}-title`, text: title }), ...body, error,
     el("div", { class: "actions" }, cancel, ok));
   const dialog = el("dialog", { id, "aria-labelledby": `${id}-title` }, form);
   document.body.append(dialog);
   dialog.showModal();
-  cancel.focus();
+  (focus || cancel).focus();
   return new Promise((resolve) => {
     const done = (result) => { dialog.close(); dialog.remove(); resolve(result); };
     cancel.addEventListener("click", () => done(null));
@@ -64,6 +64,11 @@ export function confirmAction({ id, title, text, confirm, danger = false, action
       }
     });
   });
+}
+
+// A confirmation (revoke, delete) as a modal form with one sentence of text.
+export function confirmAction({ id, title, text, confirm, danger = false, action }) {
+  return modalForm({ id, title, body: [el("p", { text })], submit: confirm, danger, action });
 }
 
 // Shown once: a secret the server will never show again (a new API key, a webhook secret).
