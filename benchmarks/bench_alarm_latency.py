@@ -20,8 +20,12 @@ an event on a protocol is
 
 both read from the same system clock. The violating sample is found in /history: the one sample
 of the event beyond 4 sigma (10 sigma plus noise is below 4 with probability 1e-9, and the
-undisturbed noise beyond 4 with 6e-5 per sample). The alarm is matched to it by time (Modbus
-carries no timestamp, so its alarm's first_ts is the agent's read time, after the sample's).
+undisturbed noise beyond 4 with 6e-5 per sample). The alarm is matched to it by time: over OPC
+UA the alarm's first_ts is the sample's source timestamp (equal to the millisecond); Modbus
+carries no timestamp, so its first_ts is the agent's read time, which must fall while the sample
+was current (before the next one, 1/--rate later, plus 50 ms for the read itself). An alarm
+outside that window is another sample's: the event was not read (an earlier version matched up
+to the next event, and counted a missed spike as a ~1 s latency: the next spike's).
 What the latency holds: the wait for the next poll (up to --poll), the agent's buffer commit and
 the wait for the next upload (up to --upload, the agent's `upload.interval_s`), the ingest
 transaction with SPC, the webhook worker picking up the outbox row, and the HTTP POST.
@@ -243,17 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         split: dict[str, list[tuple[float, float, float, float]]] = {p: [] for p in KEYS}
         received = asyncio.run(received_times(dsn))
         missed = {p: 0 for p in KEYS}
-        for i, t_sample in enumerate(spikes):
-            t_next = spikes[i + 1] if i + 1 < len(spikes) else float("inf")
+        for t_sample in spikes:
             for proto, k in KEYS.items():
-                # The WE 1 alarm this sample opened: first_ts at or after the sample's time
-                # (OPC UA: equal, to the millisecond; Modbus: the agent's read time).
+                # The WE 1 alarm this sample opened (see the module docstring).
+                window = 0.001 if proto == "opcua" else 1.0 / args.rate + 0.05
                 arrivals = [(t, datetime.fromisoformat(body["data"]["first_ts"]).timestamp())
                             for t, body in receiver.arrivals
                             if body["data"].get("characteristic") == k
                             and body["data"].get("rule") == "we1"
                             and t_sample - 0.001 <= datetime.fromisoformat(
-                                body["data"]["first_ts"]).timestamp() < t_next]
+                                body["data"]["first_ts"]).timestamp() < t_sample + window]
                 if arrivals:
                     t_arrival, first_ts = min(arrivals)
                     lat[proto].append((t_arrival - t_sample) * 1000)
