@@ -14,7 +14,7 @@ e.g. `git archive <commit> | tar -x -C DIR`, run with the same interpreter), in 
 
 1. Raw COPY: asyncpg `copy_records_to_table` of rows of the same shape (characteristic, ts, value,
    quality), in batches of `--batch`, one connection, into the `measurements` hypertable of the
-   database the server under test is using (the same hypertable, foreign key and index included),
+   database the server under test is using (the same hypertable, primary key and CHECK included),
    for `--series` characteristics of its own: the storage ceiling, measured right before the
    ingest phase.
 2. Ingest: `--clients` processes (agents) each posting batches of `--batch` points spread over
