@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 import asyncpg
 
@@ -39,36 +39,73 @@ BAD = QUALITY_CODES["bad"]
 Sample = dict[str, Any]
 
 
-def validate(samples: list[Sample], max_samples: int, max_future_skew_s: float) -> None:
-    """Refuse the batch, naming the first bad sample; leave every sample's ts in UTC."""
-    if len(samples) > max_samples:
-        raise PayloadTooLarge(
-            f"batch has {len(samples)} samples; the limit is {max_samples}"
-        )
+class Rows(NamedTuple):
+    """A validated batch as `measurements` rows in batch order (characteristic_id, ts, value,
+    quality, part_id, sample_size), with each characteristic's first and last ts, and whether
+    every characteristic's samples came in strictly increasing time (then none repeats)."""
+
+    rows: list[tuple]
+    first: dict[int, datetime]
+    last: dict[int, datetime]
+    ordered: bool
+
+
+def to_rows(samples: list[Sample], ids: dict[str, int], max_future_skew_s: float) -> Rows:
+    """Validate the batch and convert it to rows, in one pass: refuse it naming the first bad
+    sample, or else the first sample of an unknown characteristic; every ts in UTC."""
     latest = datetime.now(UTC) + timedelta(seconds=max_future_skew_s)
-    isfinite = math.isfinite
+    isfinite, codes = math.isfinite, QUALITY_CODES
+    rows: list[tuple] = []
+    append = rows.append
+    first: dict[int, datetime] = {}
+    last: dict[int, datetime] = {}
+    ordered = True
+    unknown: int | None = None
     for i, s in enumerate(samples):
         ts = s["ts"]
         if ts.tzinfo is None:
-            problem: str | None = "ts has no time zone; send UTC with 'Z'"
+            _refuse(i, s, ts, "ts has no time zone; send UTC with 'Z'")
+        # The standard library's UTC from here on: with the parser's own tzinfo every
+        # comparison and conversion calls back into it (20 times slower), and what is
+        # published (points, alarms) reads in UTC, as what is read from the database does.
+        ts = s["ts"] = ts.astimezone(UTC)
+        quality = s.get("quality", "good")
+        value = s.get("value")
+        if ts > latest:
+            _refuse(i, s, ts,
+                    f"ts is more than {max_future_skew_s:g}s in the future (agent clock?)")
+        code = codes[quality]
+        if code == BAD:
+            value = None
+        elif value is None:
+            _refuse(i, s, ts, f"a {quality} sample needs a value")
+        elif not isfinite(value):
+            _refuse(i, s, ts, f"value must be finite, got {value}")
+        cid = ids.get(s["characteristic"])
+        if cid is None:
+            if unknown is None:
+                unknown = i
+            continue
+        append((cid, ts, value, code, s.get("part_id"), s.get("size")))
+        prev = last.get(cid)
+        if prev is None:
+            first[cid] = last[cid] = ts
+        elif ts > prev:
+            last[cid] = ts
         else:
-            # The standard library's UTC from here on: with the parser's own tzinfo every
-            # comparison and conversion calls back into it (20 times slower), and what is
-            # published (points, alarms) reads in UTC, as what is read from the database does.
-            ts = s["ts"] = ts.astimezone(UTC)
-            quality = s.get("quality", "good")
-            value = s.get("value")
-            problem = None
-            if ts > latest:
-                problem = f"ts is more than {max_future_skew_s:g}s in the future (agent clock?)"
-            elif quality != "bad" and value is None:
-                problem = f"a {quality} sample needs a value"
-            elif quality != "bad" and not isfinite(value):
-                problem = f"value must be finite, got {value}"
-        if problem is not None:  # the message is built only for the sample that fails
-            raise IngestRejected(
-                f"samples[{i}] ({s['characteristic']} at {ts.isoformat()}): {problem}", sample=i
-            )
+            ordered = False
+            if ts < first[cid]:
+                first[cid] = ts
+    if unknown is not None:
+        raise IngestRejected(
+            f"samples[{unknown}]: unknown characteristic {samples[unknown]['characteristic']!r}; "
+            "create it first (POST /api/v1/characteristics)", sample=unknown)
+    return Rows(rows, first, last, ordered)
+
+
+def _refuse(i: int, s: Sample, ts: datetime, problem: str) -> NoReturn:
+    raise IngestRejected(f"samples[{i}] ({s['characteristic']} at {ts.isoformat()}): {problem}",
+                         sample=i)
 
 
 def nobody(key: str) -> bool:
@@ -82,18 +119,13 @@ async def ingest(
 ) -> tuple[IngestResult, list[dict[str, Any]]]:
     """Store a batch; return its result and the live events to publish after commit (point
     events only for the characteristics `watched`)."""
-    validate(samples, max_samples, max_future_skew_s)
+    if len(samples) > max_samples:
+        raise PayloadTooLarge(f"batch has {len(samples)} samples; the limit is {max_samples}")
     keys = sorted({s["characteristic"] for s in samples})
     async with pool.acquire() as conn:
         known = await characteristics_repo.ids_for_keys(conn, keys)
-        if len(known) < len(keys):
-            for i, s in enumerate(samples):
-                if s["characteristic"] not in known:
-                    raise IngestRejected(
-                        f"samples[{i}]: unknown characteristic {s['characteristic']!r}; "
-                        "create it first (POST /api/v1/characteristics)",
-                        sample=i,
-                    )
+        rows, first, last, ordered = to_rows(samples, {k: c["id"] for k, c in known.items()},
+                                             max_future_skew_s)
         if scope is not None:
             lines = await hierarchy_repo.lines_of(conn, [c["id"] for c in known.values()])
             for i, s in enumerate(samples):
@@ -104,8 +136,7 @@ async def ingest(
                         f"{s['characteristic']!r} is on line {line!r}",
                         sample=i,
                     )
-        check_kinds(samples, known)
-        rows, first, last = to_rows(samples, known)
+        check_kinds(samples, rows, known)
         by_id = {c["id"]: c for c in known.values()}
         cids = sorted(by_id)
         async with conn.transaction():
@@ -137,7 +168,7 @@ async def ingest(
                     requests.append((cid, *window, None))
                     preload.add(cid)
             stored = await measurements_repo.stored_near(conn, requests)
-            new = drop_stored(rows, stored, first)
+            new = drop_stored(rows, stored, first, ordered)
             duplicates = len(rows) - len(new)
             if idempotency_key is not None and not await measurements_repo.claim_batch(
                 conn, idempotency_key, agent, len(new), duplicates
@@ -151,38 +182,17 @@ async def ingest(
         return IngestResult(accepted=len(new), duplicates=duplicates), events
 
 
-def to_rows(
-    samples: list[Sample], known: dict[str, asyncpg.Record]
-) -> tuple[list[tuple], dict[int, datetime], dict[int, datetime]]:
-    """Rows for `measurements` in batch order, and each characteristic's first and last ts."""
-    ids = {key: c["id"] for key, c in known.items()}
-    rows = []
-    first: dict[int, datetime] = {}
-    last: dict[int, datetime] = {}
-    for s in samples:
-        cid, ts = ids[s["characteristic"]], s["ts"]
-        quality = QUALITY_CODES[s.get("quality", "good")]
-        rows.append((cid, ts, None if quality == BAD else s.get("value"), quality,
-                     s.get("part_id"), s.get("size")))
-        lo = first.get(cid)
-        if lo is None:
-            first[cid] = last[cid] = ts
-        elif ts < lo:
-            first[cid] = ts
-        elif ts > last[cid]:
-            last[cid] = ts
-    return rows, first, last
-
-
 def drop_stored(
-    rows: list[tuple], stored: dict[int, list[asyncpg.Record]], first: dict[int, datetime]
+    rows: list[tuple], stored: dict[int, list[asyncpg.Record]], first: dict[int, datetime],
+    ordered: bool,
 ) -> list[tuple]:
     """The rows to write: neither stored already nor repeating an earlier row of the batch at
-    the same (characteristic, ts) (the first one is kept)."""
+    the same (characteristic, ts) (the first one is kept). `ordered`: every characteristic's
+    rows are in strictly increasing time, so none repeats within the batch."""
     seen = {(cid, r["ts"]) for cid, found in stored.items() for r in found
             if r["ts"] >= first[cid]}
     # the common case: nothing stored in the batch's span, no sample twice in the batch
-    if not seen and len({(r[0], r[1]) for r in rows}) == len(rows):
+    if not seen and (ordered or len({(r[0], r[1]) for r in rows}) == len(rows)):
         return rows
     new = []
     for row in rows:
@@ -231,9 +241,12 @@ async def evaluate_new(
                                             preloaded=windows)
 
 
-def check_kinds(samples: list[Sample], known: dict[str, asyncpg.Record]) -> None:
+def check_kinds(
+    samples: list[Sample], rows: list[tuple], known: dict[str, asyncpg.Record]
+) -> None:
     """Attributes charts count things: whole, non-negative numbers, with the lot size (from the
-    sample, or the characteristic's fixed `sample_size`, which is filled in here)."""
+    sample, or the characteristic's fixed `sample_size`, which is filled in here, in the sample
+    and in its row: rows[i] is samples[i]'s, every characteristic being known by now)."""
     attributes = {key for key, c in known.items() if c["chart_type"] in ATTRIBUTE_KINDS}
     if not attributes:
         return
@@ -243,13 +256,14 @@ def check_kinds(samples: list[Sample], known: dict[str, asyncpg.Record]) -> None
         if s.get("quality", "good") == "bad" or kind not in ATTRIBUTE_KINDS:
             continue
         where = f"samples[{i}] ({s['characteristic']}, a {kind} chart)"
-        value = s["value"]  # validate() has checked good samples have values
+        value = s["value"]  # to_rows() has checked good samples have values
         if value < 0 or value != int(value):
             raise IngestRejected(f"{where}: value must be a whole count >= 0, got {value}",
                                  sample=i)
         size = s.get("size")
         if kind in SIZED_KINDS and size is None:
             size = s["size"] = characteristic["sample_size"]
+            rows[i] = (*rows[i][:5], size)
             if size is None:
                 raise IngestRejected(
                     f"{where}: 'size' (units inspected) is required: send it with the sample or "
