@@ -2,18 +2,73 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 COLUMNS = ["characteristic_id", "ts", "value", "quality", "part_id", "sample_size"]
 
 
+# The reads below go first back no further than this before the earliest time asked for. A
+# hypertable's chunks are excluded at planning only by a bound the planner can see: without one,
+# every read of "the points before t" planned and opened every chunk, and an ingest read that
+# took 0.8 ms with 5 chunks took 2.5 ms with 30 and 11.5 ms with 90 (a 90-day history at
+# 1-day chunks). A series whose points before t are not all within the bound (a sparse one, or
+# one resuming after a stop) is read again without it.
+LOOKBACK = timedelta(days=1)
+
+WINDOW_SQL = """SELECT w.cid, m.ts, m.value, m.quality, m.sample_size
+    FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::timestamptz[])
+         AS w(cid, since, history, until)
+    CROSS JOIN LATERAL (
+        (SELECT ts, value, quality, sample_size FROM measurements
+         WHERE characteristic_id = w.cid AND ts < w.since AND quality < 2 {bound}
+         ORDER BY ts DESC LIMIT w.history)
+        UNION ALL
+        (SELECT ts, value, quality, sample_size FROM measurements
+         WHERE characteristic_id = w.cid AND ts >= w.since {bound} {good}
+           AND (w.until IS NULL OR ts <= w.until))
+    ) m
+    ORDER BY w.cid, m.ts"""
+
+
+async def _windows(
+    conn: asyncpg.Connection,
+    requests: list[tuple[int, datetime, int | None, datetime | None]], good_only: bool,
+) -> dict[int, list[asyncpg.Record]]:
+    """For each (characteristic_id, since, history, until): up to `history` good points before
+    `since` (None: every one), then the samples from `since` on (up to `until` inclusive, when
+    given; of any quality, or good ones only), in time order, in at most two round trips."""
+    good = "AND quality < 2" if good_only else ""
+    floor = min(r[1] for r in requests) - LOOKBACK
+    out = await _fetch(conn, WINDOW_SQL.format(bound="AND ts >= $5", good=good), requests, floor)
+    again = []
+    for cid, since, history, until in requests:
+        before = sum(1 for r in out[cid] if r["ts"] < since)
+        if history is None or before < history:  # there may be more before the floor
+            again.append((cid, since, history, until))
+    if again:
+        out.update(await _fetch(conn, WINDOW_SQL.format(bound="", good=good), again))
+    return out
+
+
+async def _fetch(
+    conn: asyncpg.Connection, sql: str,
+    requests: list[tuple[int, datetime, int | None, datetime | None]], *extra: object,
+) -> dict[int, list[asyncpg.Record]]:
+    cids, since, history, until = zip(*requests, strict=True)
+    rows = await conn.fetch(sql, list(cids), list(since), list(history), list(until), *extra)
+    out: dict[int, list[asyncpg.Record]] = {cid: [] for cid in cids}
+    for r in rows:
+        out[r["cid"]].append(r)
+    return out
+
+
 async def stored_near(
     conn: asyncpg.Connection,
     requests: list[tuple[int, datetime, int | None, datetime | None]],
 ) -> dict[int, list[asyncpg.Record]]:
-    """What is stored around a batch about to be written, in one round trip.
+    """What is stored around a batch about to be written.
 
     requests: (characteristic_id, since, history, until). For each: up to `history` good points
     before `since` (None: every one), then every stored sample of any quality from `since` on
@@ -22,29 +77,7 @@ async def stored_near(
     are already stored (duplicates), and together with the history they are the evaluation
     window, so the new points never have to be read back.
     """
-    if not requests:
-        return {}
-    cids, since, history, until = zip(*requests, strict=True)
-    rows = await conn.fetch(
-        """SELECT w.cid, m.ts, m.value, m.quality, m.sample_size
-           FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::timestamptz[])
-                AS w(cid, since, history, until)
-           CROSS JOIN LATERAL (
-               (SELECT ts, value, quality, sample_size FROM measurements
-                WHERE characteristic_id = w.cid AND ts < w.since AND quality < 2
-                ORDER BY ts DESC LIMIT w.history)
-               UNION ALL
-               (SELECT ts, value, quality, sample_size FROM measurements
-                WHERE characteristic_id = w.cid AND ts >= w.since
-                  AND (w.until IS NULL OR ts <= w.until))
-           ) m
-           ORDER BY w.cid, m.ts""",
-        list(cids), list(since), list(history), list(until),
-    )
-    out: dict[int, list[asyncpg.Record]] = {cid: [] for cid in cids}
-    for r in rows:
-        out[r["cid"]].append(r)
-    return out
+    return await _windows(conn, requests, good_only=False) if requests else {}
 
 
 async def copy_new(
@@ -65,30 +98,12 @@ async def evaluation_windows(
     conn: asyncpg.Connection, requests: list[tuple[int, datetime, int | None]]
 ) -> dict[int, list[asyncpg.Record]]:
     """Good points from each `since` on, preceded by up to `history` good points before it,
-    for many characteristics in one round trip.
+    for many characteristics (as `stored_near` reads them, good points only).
 
     requests: (characteristic_id, since, history); history None means every earlier point."""
     if not requests:
         return {}
-    cids, since, history = zip(*requests, strict=True)
-    rows = await conn.fetch(
-        """SELECT w.cid, m.ts, m.value, m.sample_size
-           FROM unnest($1::int[], $2::timestamptz[], $3::int[]) AS w(cid, since, history)
-           CROSS JOIN LATERAL (
-               (SELECT ts, value, sample_size FROM measurements
-                WHERE characteristic_id = w.cid AND ts < w.since AND quality < 2
-                ORDER BY ts DESC LIMIT w.history)
-               UNION ALL
-               (SELECT ts, value, sample_size FROM measurements
-                WHERE characteristic_id = w.cid AND ts >= w.since AND quality < 2)
-           ) m
-           ORDER BY w.cid, m.ts""",
-        list(cids), list(since), list(history),
-    )
-    out: dict[int, list[asyncpg.Record]] = {cid: [] for cid in cids}
-    for r in rows:
-        out[r["cid"]].append(r)
-    return out
+    return await _windows(conn, [(*r, None) for r in requests], good_only=True)
 
 
 async def first_good(

@@ -19,13 +19,16 @@ async def form(
     more samples. Returns the new subgroups' timestamps (each one's last sample). Callers hold
     the characteristic's ingest lock.
     """
+    # The newest subgroup's time first, as a value: a bound the planner sees leaves out every
+    # older chunk of the hypertable (as a subquery it planned and opened all of them).
+    newest = await conn.fetchval(
+        "SELECT coalesce(max(ts), '-infinity') FROM subgroups WHERE characteristic_id = $1",
+        characteristic_id,
+    )
     rows = await conn.fetch(
         """SELECT ts, value, part_id FROM measurements
-           WHERE characteristic_id = $1 AND quality < 2
-             AND ts > coalesce((SELECT max(ts) FROM subgroups WHERE characteristic_id = $1),
-                               '-infinity')
-           ORDER BY ts""",
-        characteristic_id,
+           WHERE characteristic_id = $1 AND quality < 2 AND ts > $2 ORDER BY ts""",
+        characteristic_id, newest,
     )
     groups = closed_groups(rows, mode, size, window_s)
     records = [

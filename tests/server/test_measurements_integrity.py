@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from server.core import db
 from server.exceptions import IngestRejected
 from server.repository import characteristics as characteristics_repo
 from server.repository import measurements as measurements_repo
@@ -25,11 +24,8 @@ def batch(key: str, n: int = 10) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-async def pool(database: str):
-    await db.migrate(database)
-    pool = await db.create_pool(database, min_size=1, max_size=3)
-    yield pool
-    await pool.close()
+def pool(migrated_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return migrated_pool
 
 
 async def add(pool: asyncpg.Pool, key: str) -> None:
