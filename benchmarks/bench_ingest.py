@@ -264,6 +264,8 @@ def run_one(cluster: LocalCluster, base: Path, label: str, root: Path, round_no:
         series = [f"s{i}" for i in range(args.series)]
         setup_series(url, admin, [*series, "watched"])
         ids = asyncio.run(raw_characteristics(dsn, args.series))
+        if args.history_days:
+            asyncio.run(prefill_history(dsn, args.history_days))
         load0 = os.getloadavg()[0]
         postmaster = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
         pg0, me0 = cpu_seconds(postmaster, children=True), cpu_seconds(os.getpid())
@@ -296,6 +298,22 @@ async def raw_characteristics(dsn: str, count: int) -> list[int]:
         await conn.close()
 
 
+async def prefill_history(dsn: str, days: float) -> None:
+    """Every characteristic's past `days` before T0, one point per 10 minutes, as a plant's
+    database holds it after months of running: one hypertable chunk per day, which the reads of
+    ingest must not all visit."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            """INSERT INTO measurements (characteristic_id, ts, value, quality)
+               SELECT c.id, $1::timestamptz - g * interval '10 minutes', 10.0, 0
+               FROM characteristics c, generate_series(1, $2::int) g""",
+            T0, int(days * 144))
+        await conn.execute("ANALYZE measurements")
+    finally:
+        await conn.close()
+
+
 def report(r: dict, args: argparse.Namespace) -> None:
     lat = r["lat"]
     latency_text = (f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms over {len(lat)} "
@@ -322,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="latency phase: requests per second carrying --rate points")
     p.add_argument("--rounds", type=int, default=1,
                    help="measure every server this many times, alternating")
+    p.add_argument("--history-days", type=float, default=0.0,
+                   help="store this many days of every series' past before measuring "
+                        "(one chunk per day, as in a database that has run for months)")
     p.add_argument("--before", type=Path,
                    help="also measure the server of this source tree (e.g. an earlier commit)")
     args = p.parse_args(argv)
@@ -335,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     try:
         print(f"machine: {os.cpu_count()} cores; {args.clients} clients, batches of "
-              f"{args.batch} points over {args.series} series", flush=True)
+              f"{args.batch} points over {args.series} series; {args.history_days:g} days of "
+              "history stored before", flush=True)
         for round_no in range(args.rounds):
             for label, root in servers:
                 results.append(run_one(cluster, base, label, root, round_no, args))
