@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from server.repository import binary_copy
+
 COLUMNS = ["characteristic_id", "ts", "value", "quality", "part_id", "sample_size"]
 
 
@@ -89,9 +91,16 @@ async def copy_new(
     The caller has found the duplicates with `stored_near` while holding the ingest lock of
     every characteristic in `rows` (only ingest writes measurements, always under that lock),
     so no conflict can arise between that read and this write: no staging table and no
-    ON CONFLICT are needed, and the write is the same COPY as a raw bulk load.
+    ON CONFLICT are needed, and the write is the same COPY as a raw bulk load. Plain rows are
+    encoded by `binary_copy` (numpy), others by asyncpg.
     """
-    await conn.copy_records_to_table("measurements", records=rows, columns=COLUMNS)
+    data = binary_copy.encode(rows)
+    if data is None:
+        await conn.copy_records_to_table("measurements", records=rows, columns=COLUMNS)
+    else:
+        # a memoryview: asyncpg would take bytes for a file name
+        await conn.copy_to_table("measurements", source=memoryview(data),
+                                 columns=binary_copy.COLUMNS, format="binary")
 
 
 async def evaluation_windows(
