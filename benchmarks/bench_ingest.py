@@ -165,7 +165,7 @@ def setup_series(url: str, admin: str, keys: list[str]) -> None:
 
 
 async def latency(url: str, agent: str, operator: str, series: list[str], rate: int,
-                  per_second: int, seconds: float) -> list[float]:
+                  per_second: int, seconds: float, start_us: int) -> list[float]:
     """ms from sending a batch with a 10-sigma point to its alarm event on the WebSocket."""
     ws_url = url.replace("http", "ws") + "/api/v1/ws"
     sent_at: dict[str, float] = {}
@@ -175,7 +175,7 @@ async def latency(url: str, agent: str, operator: str, series: list[str], rate: 
     ticks = int(seconds * per_second)
     bodies: list[tuple[bytes, str | None]] = []
     for tick in range(ticks):  # encoded before the clock starts
-        base_us = 5_000_000_000_000 + tick * 1_000_000
+        base_us = start_us + tick * 1_000_000
         body = json.loads(body_for(series, batch, base_us, tick))
         ts = (T0 + timedelta(microseconds=base_us)).isoformat()
         signal = tick % every == every - 1
@@ -277,8 +277,11 @@ def run_one(cluster: LocalCluster, base: Path, label: str, root: Path, round_no:
         raw_rows = raw * args.seconds
         cpu = {"raw_pg": (pg1 - pg0) / raw_rows * 1e6, "raw_client": (me1 - me0) / raw_rows * 1e6,
                "pg": (pg2 - pg1) / accepted * 1e6, "server": (srv2 - srv1) / accepted * 1e6}
+        # after every client's ingest-phase data (client w writes from w * 10^12 us after T0
+        # on), so that no latency batch is a late one that re-scores what follows it
+        after_ingest = (args.clients + 1) * 1_000_000_000_000
         lat = asyncio.run(latency(url, agent, operator, series, args.rate,
-                                  args.batches_per_second, args.seconds))
+                                  args.batches_per_second, args.seconds, after_ingest))
         return {"label": label, "raw": raw, "rate": rate, "accepted": accepted, "cpu": cpu,
                 "elapsed": elapsed, "lat": lat, "load": (load0, os.getloadavg()[0])}
     finally:
