@@ -117,7 +117,8 @@ async def ingest(
         metrics["evaluation_lag_seconds"] = (datetime.now(UTC) - newest).total_seconds()
     for event in events:
         hub.publish(event)
-    if any(e["type"] == "alarm" for e in events):
+    # webhook events are queued (in the same transaction) for opened alarms only
+    if any(e["type"] == "alarm" and e["event"] == "alarm.opened" for e in events):
         worker.notify()
     return result
 
