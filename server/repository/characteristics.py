@@ -47,6 +47,20 @@ async def update(conn: asyncpg.Connection, key: str, changes: dict[str, Any]) ->
     )
 
 
-async def ids_for_keys(conn: asyncpg.Connection, keys: list[str]) -> dict[str, asyncpg.Record]:
-    rows = await conn.fetch(f"SELECT {COLUMNS} FROM characteristics WHERE key = ANY($1)", keys)
+async def lock_for_ingest(
+    conn: asyncpg.Connection, keys: list[str], lock_class: int
+) -> dict[str, asyncpg.Record]:
+    """In one statement, inside the caller's transaction: the characteristics with these keys
+    (absent keys are unknown), held with KEY SHARE (none can be deleted before the transaction
+    ends; one being deleted is waited for, then unknown), the advisory lock (lock_class, id) of
+    each, taken in id order, and plan caching back on for the rest of the transaction."""
+    rows = await conn.fetch(
+        f"""WITH held AS (SELECT {COLUMNS} FROM characteristics WHERE key = ANY($2::text[])
+                          ORDER BY id FOR KEY SHARE),
+                 locked AS (SELECT set_config('plan_cache_mode', 'auto', true) AS plans,
+                                   count(pg_advisory_xact_lock($1, id)) AS ids
+                            FROM (SELECT id FROM held ORDER BY id) AS ordered)
+            SELECT held.* FROM held CROSS JOIN locked""",
+        lock_class, keys,
+    )
     return {r["key"]: r for r in rows}

@@ -122,8 +122,14 @@ async def ingest(
     if len(samples) > max_samples:
         raise PayloadTooLarge(f"batch has {len(samples)} samples; the limit is {max_samples}")
     keys = sorted({s["characteristic"] for s in samples})
-    async with pool.acquire() as conn:
-        known = await characteristics_repo.ids_for_keys(conn, keys)
+    async with pool.acquire() as conn, conn.transaction():
+        # One statement finds the batch's characteristics and takes every lock, in id order,
+        # so batches never deadlock: KEY SHARE on the characteristics, which keeps them from
+        # being deleted while their rows are written (what the foreign key did for every row,
+        # migration 0008), and the advisory locks that serialise batches of the same
+        # characteristic. It also lets this transaction cache query plans again (the pool
+        # forces a fresh plan for every execution, for the chart queries' sake).
+        known = await characteristics_repo.lock_for_ingest(conn, keys, INGEST_LOCK_CLASS)
         rows, first, last, ordered = to_rows(samples, {k: c["id"] for k, c in known.items()},
                                              max_future_skew_s)
         if scope is not None:
@@ -139,46 +145,27 @@ async def ingest(
         check_kinds(samples, rows, known)
         by_id = {c["id"]: c for c in known.values()}
         cids = sorted(by_id)
-        async with conn.transaction():
-            # One statement takes every lock, in id order, so batches never deadlock: the
-            # advisory locks that serialise batches of the same characteristic, and KEY SHARE
-            # on the characteristics themselves, which keeps them from being deleted while
-            # their rows are written (what the foreign key did for every row, migration 0008).
-            # It also lets this transaction cache query plans again (the pool forces a fresh
-            # plan for every execution, for the chart queries' sake).
-            present = await conn.fetchval(
-                """WITH held AS (SELECT id FROM characteristics WHERE id = ANY($2::int[])
-                                 ORDER BY id FOR KEY SHARE)
-                   SELECT (SELECT count(*) FROM held)
-                   FROM (SELECT set_config('plan_cache_mode', 'auto', true),
-                                (SELECT count(pg_advisory_xact_lock($1, id))
-                                 FROM unnest($2::int[]) AS id)) AS locked""",
-                INGEST_LOCK_CLASS, cids,
-            )
-            if present != len(cids):
-                raise IngestRejected("a characteristic of this batch was deleted while it was "
-                                     "being stored; nothing was written")
-            versions = await limits_repo.versions_for(conn, cids) if cids else {}
-            requests, preload = [], set()
-            for cid in cids:
-                window = spc_eval.preload_request(by_id[cid], versions[cid], first[cid])
-                if window is None:  # read only the batch's own time span, for duplicates
-                    requests.append((cid, first[cid], 0, last[cid]))
-                else:
-                    requests.append((cid, *window, None))
-                    preload.add(cid)
-            stored = await measurements_repo.stored_near(conn, requests)
-            new = drop_stored(rows, stored, first, ordered)
-            duplicates = len(rows) - len(new)
-            if idempotency_key is not None and not await measurements_repo.claim_batch(
-                conn, idempotency_key, agent, len(new), duplicates
-            ):
-                found = await measurements_repo.stored_batch(conn, idempotency_key)
-                return IngestResult(accepted=found["accepted"], duplicates=found["duplicates"],
-                                    replayed=True), []
-            if new:
-                await measurements_repo.copy_new(conn, new)
-            events = await evaluate_new(conn, by_id, versions, stored, preload, new, watched)
+        versions = await limits_repo.versions_for(conn, cids) if cids else {}
+        requests, preload = [], set()
+        for cid in cids:
+            window = spc_eval.preload_request(by_id[cid], versions[cid], first[cid])
+            if window is None:  # read only the batch's own time span, for duplicates
+                requests.append((cid, first[cid], 0, last[cid]))
+            else:
+                requests.append((cid, *window, None))
+                preload.add(cid)
+        stored = await measurements_repo.stored_near(conn, requests)
+        new = drop_stored(rows, stored, first, ordered)
+        duplicates = len(rows) - len(new)
+        if idempotency_key is not None and not await measurements_repo.claim_batch(
+            conn, idempotency_key, agent, len(new), duplicates
+        ):
+            found = await measurements_repo.stored_batch(conn, idempotency_key)
+            return IngestResult(accepted=found["accepted"], duplicates=found["duplicates"],
+                                replayed=True), []
+        if new:
+            await measurements_repo.copy_new(conn, new)
+        events = await evaluate_new(conn, by_id, versions, stored, preload, new, watched)
         return IngestResult(accepted=len(new), duplicates=duplicates), events
 
 

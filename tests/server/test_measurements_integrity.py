@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 
 from server.exceptions import IngestRejected
-from server.repository import characteristics as characteristics_repo
 from server.repository import measurements as measurements_repo
 from server.services import ingest as ingest_service
 
@@ -86,22 +85,22 @@ async def test_a_delete_waits_for_the_batch_being_written(
         await pool.execute("DELETE FROM characteristics WHERE key = 'busy'")
 
 
-async def test_a_characteristic_deleted_before_the_batch_locks_it_rejects_the_batch(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+async def test_a_batch_waits_for_a_delete_in_progress_then_finds_it_unknown(
+    pool: asyncpg.Pool,
 ) -> None:
     await add(pool, "vanishing")
     await add(pool, "bystander")
-    real_lookup = characteristics_repo.ids_for_keys
-
-    async def lookup_then_delete(conn, keys):
-        found = await real_lookup(conn, keys)
-        await pool.execute("DELETE FROM characteristics WHERE key = 'vanishing'")
-        return found
-
-    monkeypatch.setattr(characteristics_repo, "ids_for_keys", lookup_then_delete)
-    with pytest.raises(IngestRejected, match="deleted while it was being stored"):
-        await ingest_service.ingest(pool, "a", batch("vanishing") + batch("bystander"), None,
-                                    1000, 60.0)
+    async with pool.acquire() as deleter:
+        tx = deleter.transaction()
+        await tx.start()
+        await deleter.execute("DELETE FROM characteristics WHERE key = 'vanishing'")
+        task = asyncio.create_task(ingest_service.ingest(
+            pool, "a", batch("vanishing") + batch("bystander"), None, 1000, 60.0))
+        await asyncio.sleep(0.3)
+        assert not task.done()  # held up by the uncommitted delete
+        await tx.commit()
+    with pytest.raises(IngestRejected, match="unknown characteristic 'vanishing'"):
+        await asyncio.wait_for(task, 10)
     orphans = await pool.fetchval(
         "SELECT count(*) FROM measurements m WHERE NOT EXISTS "
         "(SELECT 1 FROM characteristics c WHERE c.id = m.characteristic_id)")
