@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -68,6 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interval_s=settings.maintenance_interval_s,
         )
         app.state.maintenance.start()
+        # Everything built so far (modules, pydantic validators, OpenAPI schema, ~120k objects)
+        # lives as long as the process: frozen out of the collector's sight, a full collection
+        # under ingest takes 2-5 ms instead of 65-79 ms, each of which stalled every request in
+        # flight (22 in one ingest benchmark run: the p99 outliers of benchmarks/README.md).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
