@@ -280,8 +280,10 @@ def run_one(cluster: LocalCluster, base: Path, label: str, root: Path, round_no:
         # after every client's ingest-phase data (client w writes from w * 10^12 us after T0
         # on), so that no latency batch is a late one that re-scores what follows it
         after_ingest = (args.clients + 1) * 1_000_000_000_000
+        checkpoints0 = asyncio.run(checkpoints(dsn))
         lat = asyncio.run(latency(url, agent, operator, series, args.rate,
                                   args.batches_per_second, args.seconds, after_ingest))
+        cpu["checkpoints"] = asyncio.run(checkpoints(dsn)) - checkpoints0
         return {"label": label, "raw": raw, "rate": rate, "accepted": accepted, "cpu": cpu,
                 "elapsed": elapsed, "lat": lat, "load": (load0, os.getloadavg()[0])}
     finally:
@@ -297,6 +299,17 @@ async def raw_characteristics(dsn: str, count: int) -> list[int]:
         rows = await conn.fetch("INSERT INTO characteristics (key, name) SELECT 'raw' || g, 'raw' "
                                 "FROM generate_series(1, $1) g RETURNING id", count)
         return [r["id"] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def checkpoints(dsn: str) -> int:
+    """Checkpoints PostgreSQL has run (timed and requested): one during the latency phase
+    makes commits wait for the disk."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(
+            "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
     finally:
         await conn.close()
 
@@ -329,7 +342,8 @@ def report(r: dict, args: argparse.Namespace) -> None:
     c = r["cpu"]
     print(f"[{r['label']}] CPU ms per 1,000 points: raw COPY PostgreSQL {c['raw_pg']:.1f} + "
           f"client {c['raw_client']:.1f}; ingest PostgreSQL {c['pg']:.1f} + server "
-          f"{c['server']:.1f}", flush=True)
+          f"{c['server']:.1f}; checkpoints during the latency phase: {c['checkpoints']}",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
