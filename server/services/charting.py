@@ -103,21 +103,9 @@ class Points:
     ts: Sequence[datetime]  # a list, or Stamps
     data: np.ndarray
     sizes: np.ndarray | None = None
-    _epoch: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
-
-    @property
-    def epoch(self) -> np.ndarray:
-        """Timestamps as Unix seconds, computed once."""
-        if self._epoch is None:
-            if isinstance(self.ts, Stamps):  # the same floats as datetime.timestamp()
-                self._epoch = self.ts.us / 1e6
-            else:
-                self._epoch = np.fromiter((t.timestamp() for t in self.ts), float,
-                                          len(self.ts))
-        return self._epoch
 
 
 @dataclass
