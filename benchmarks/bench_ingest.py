@@ -131,9 +131,11 @@ async def raw_copy(dsn: str, batch: int, seconds: float, ids: list[int], day: in
             await asyncio.sleep(0.02)
 
 
-def start_server(dsn: str, port: int, log: Path, root: Path = ROOT) -> subprocess.Popen[bytes]:
+def start_server(dsn: str, port: int, log: Path, root: Path = ROOT,
+                 ingest_workers: int = 0) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SPC_DATABASE_URL": dsn, "SPC_PORT": str(port),
-           "SPC_LOG_LEVEL": "warning", "SPC_POOL_MAX_SIZE": "20"}
+           "SPC_LOG_LEVEL": "warning", "SPC_POOL_MAX_SIZE": "20",
+           "SPC_INGEST_WORKERS": str(ingest_workers)}
     proc = subprocess.Popen([*SPC, "server"], env=env, cwd=root, stdout=open(log, "wb"),  # noqa: SIM115
                             stderr=subprocess.STDOUT)
     for _ in range(300):
@@ -258,7 +260,8 @@ def run_one(cluster: LocalCluster, base: Path, label: str, root: Path, round_no:
     dsn = cluster.create_database(f"srv_{label}_{round_no}")
     port = free_port()
     admin, agent, operator = (key(dsn, r, root) for r in ("admin", "agent", "operator"))
-    server = start_server(dsn, port, base / f"server-{label}-{round_no}.log", root)
+    server = start_server(dsn, port, base / f"server-{label}-{round_no}.log", root,
+                          args.ingest_workers if label == "this" else 0)
     try:
         url = f"http://127.0.0.1:{port}"
         series = [f"s{i}" for i in range(args.series)]
@@ -271,9 +274,10 @@ def run_one(cluster: LocalCluster, base: Path, label: str, root: Path, round_no:
         pg0, me0 = cpu_seconds(postmaster, children=True), cpu_seconds(os.getpid())
         raw = asyncio.run(raw_copy(dsn, args.batch, args.seconds, ids, 400 + round_no))
         pg1, me1, srv1 = (cpu_seconds(postmaster, children=True), cpu_seconds(os.getpid()),
-                          cpu_seconds(server.pid))
+                          cpu_seconds(server.pid, children=True))
         rate, accepted, elapsed = ingest_phase(url, agent, series, args, raw)
-        pg2, srv2 = cpu_seconds(postmaster, children=True), cpu_seconds(server.pid)
+        pg2, srv2 = (cpu_seconds(postmaster, children=True),
+                     cpu_seconds(server.pid, children=True))  # with its ingest workers
         raw_rows = raw * args.seconds
         cpu = {"raw_pg": (pg1 - pg0) / raw_rows * 1e6, "raw_client": (me1 - me0) / raw_rows * 1e6,
                "pg": (pg2 - pg1) / accepted * 1e6, "server": (srv2 - srv1) / accepted * 1e6}
@@ -360,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history-days", type=float, default=0.0,
                    help="store this many days of every series' past before measuring "
                         "(one chunk per day, as in a database that has run for months)")
+    p.add_argument("--ingest-workers", type=int, default=0,
+                   help="SPC_INGEST_WORKERS of the server of this tree (not of --before)")
     p.add_argument("--before", type=Path,
                    help="also measure the server of this source tree (e.g. an earlier commit)")
     args = p.parse_args(argv)
@@ -373,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     try:
         print(f"machine: {os.cpu_count()} cores; {args.clients} clients, batches of "
-              f"{args.batch} points over {args.series} series; {args.history_days:g} days of "
-              "history stored before", flush=True)
+              f"{args.batch} points over {args.series} series; {args.ingest_workers} ingest "
+              f"workers; {args.history_days:g} days of history stored before", flush=True)
         for round_no in range(args.rounds):
             for label, root in servers:
                 results.append(run_one(cluster, base, label, root, round_no, args))

@@ -7,7 +7,8 @@
     ├── PermissionDenied          403  a valid key whose role or scope does not allow this
     ├── NotFound                  404  the named thing does not exist
     ├── Conflict                  409  the thing exists already, or the state forbids the change
-    └── PayloadTooLarge           413  the batch or body exceeds the configured bound
+    ├── PayloadTooLarge           413  the batch or body exceeds the configured bound
+    └── Unavailable               503  a part of the server is down for now; retry (Retry-After)
 
 Every error body is `{"detail": "<message>", "error": "<class name>"}`, plus `"sample"`
 (the index in the batch) for ingest rejections.
@@ -54,3 +55,7 @@ class Conflict(SPCError):
 
 class PayloadTooLarge(SPCError):
     status_code = 413
+
+
+class Unavailable(SPCError):
+    status_code = 503

@@ -33,6 +33,7 @@ from server.core import db
 from server.core.config import Settings
 from server.services.chain_health import silence_watch
 from server.services.hub import Hub
+from server.services.ingest_workers import IngestWorkers
 from server.services.maintenance import maintenance_job
 from server.services.webhook_delivery import DeliveryWorker
 
@@ -69,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interval_s=settings.maintenance_interval_s,
         )
         app.state.maintenance.start()
+        if settings.ingest_workers:
+            app.state.ingest_workers = IngestWorkers(settings, settings.ingest_workers)
+            await app.state.ingest_workers.start()
         # Everything built so far (modules, pydantic validators, OpenAPI schema, ~120k objects)
         # lives as long as the process: frozen out of the collector's sight, a full collection
         # under ingest takes 2-5 ms instead of 65-79 ms, each of which stalled every request in
@@ -78,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.ingest_workers is not None:
+                await app.state.ingest_workers.stop()
             await app.state.maintenance.stop()
             await app.state.watch.stop()
             await app.state.worker.stop()
@@ -92,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.hub = Hub(settings.ws_queue_size)
     app.state.metrics = Counter()
+    app.state.ingest_workers = None
 
     errors.install(app)
 

@@ -13,6 +13,7 @@ from server.exceptions import AuthenticationRequired, PermissionDenied
 from server.repository import keys as keys_repo
 from server.security import ROLE_GRANTS, secret_matches, split_key
 from server.services.hub import Hub
+from server.services.ingest_workers import IngestWorkers
 from server.services.webhook_delivery import DeliveryWorker
 
 
@@ -44,7 +45,12 @@ async def get_worker(request: Request) -> DeliveryWorker:
     return request.app.state.worker
 
 
+async def get_ingest_workers(request: Request) -> IngestWorkers | None:
+    return request.app.state.ingest_workers
+
+
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
+IngestPool = Annotated[IngestWorkers | None, Depends(get_ingest_workers)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 LiveHub = Annotated[Hub, Depends(get_hub)]
 Worker = Annotated[DeliveryWorker, Depends(get_worker)]

@@ -25,6 +25,10 @@ class Settings(BaseModel):
     timescaledb: Literal["auto", "off"] = "auto"
     pool_min_size: int = Field(2, ge=1)
     pool_max_size: int = Field(10, ge=1)
+    # Worker processes that parse, store and evaluate ingest batches (0: the server process
+    # does): a Python process uses one core, so set this to the number of cores for throughput.
+    # Each worker has a pool of up to pool_max_size connections of its own.
+    ingest_workers: int = Field(0, ge=0, le=64)
     max_batch_samples: int = Field(50_000, ge=1)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     # Samples stamped further than this in the future are rejected (clock-skewed agents).

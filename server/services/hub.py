@@ -71,6 +71,11 @@ class Hub:
         builds point events only for characteristics someone watches."""
         return key in self._by_key or EVERYTHING in self._by_key
 
+    def watched_keys(self) -> frozenset[str]:
+        """The characteristic keys some client watches ("*" among them: every one), for an
+        ingest worker process, which cannot ask `watches`."""
+        return frozenset(self._by_key)
+
     def revoke(self, key_id: int) -> int:
         """End the streams of clients logged in with a key just revoked; how many."""
         ended = [sub for sub in self.subscribers if sub.key_id == key_id]

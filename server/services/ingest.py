@@ -17,12 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, NoReturn
+from typing import Annotated, Any, NamedTuple, NoReturn, NotRequired
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from server.exceptions import IngestRejected, PayloadTooLarge, PermissionDenied
-from server.models import QUALITY_CODES, IngestResult
+from server.api.errors import describe_errors
+from server.exceptions import IngestRejected, InvalidRequest, PayloadTooLarge, PermissionDenied
+from server.models import QUALITY_CODES, IngestRequest, IngestResult, SampleIn
 from server.repository import characteristics as characteristics_repo
 from server.repository import hierarchy as hierarchy_repo
 from server.repository import limits as limits_repo
@@ -37,6 +40,62 @@ BAD = QUALITY_CODES["bad"]
 # A validated sample: {"characteristic", "ts", and optionally "value", "quality", "part_id",
 # "size"} (server.models.SampleIn's fields; absent ones take SampleIn's defaults).
 Sample = dict[str, Any]
+
+
+def as_typed_dict(model: type[BaseModel], **annotations: Any) -> type:
+    """A TypedDict with `model`'s fields, constraints and `extra="forbid"` (absent optional
+    fields stay absent: readers apply the model's defaults), so that a batch validates into
+    plain dicts, twice as fast as into one model object per sample, with the same rules and
+    error messages. `annotations` replace fields' types (nested models)."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        kind = annotations.get(name, info.annotation)
+        if info.metadata:
+            kind = Annotated[(kind, *info.metadata)]
+        fields[name] = kind if info.is_required() else NotRequired[kind]
+    typed = TypedDict(model.__name__ + "Dict", fields)  # type: ignore[operator]
+    typed.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    return typed
+
+
+SampleDict = as_typed_dict(SampleIn)
+BATCH = TypeAdapter(as_typed_dict(IngestRequest, samples=list[SampleDict]))  # type: ignore[valid-type]
+
+
+def parse_batch(raw: bytes) -> dict[str, Any]:
+    """The batch as dicts, validated as `IngestRequest` would validate it."""
+    try:
+        return BATCH.validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid batch: {describe_errors(exc.errors())}") from exc
+
+
+
+
+def nobody(key: str) -> bool:
+    return False
+
+
+class Outcome(NamedTuple):
+    """A stored batch: its result, the live events to publish, and its newest sample's ts."""
+
+    result: IngestResult
+    events: list[dict[str, Any]]
+    newest: datetime | None
+
+
+async def ingest_body(
+    pool: asyncpg.Pool, raw: bytes, idempotency_key: str | None, max_samples: int,
+    max_future_skew_s: float, scope: str | None = None, watched: Callable[[str], bool] = nobody,
+) -> Outcome:
+    """Parse a request body (JSON, already size-checked and decompressed) and `ingest` it: the
+    whole of POST /ingest past the HTTP layer, run in the server process or in an ingest
+    worker process (server.ingest_worker)."""
+    batch = parse_batch(raw)
+    samples = batch["samples"]
+    result, events = await ingest(pool, batch.get("agent"), samples, idempotency_key,
+                                  max_samples, max_future_skew_s, scope=scope, watched=watched)
+    return Outcome(result, events, max((s["ts"] for s in samples), default=None))
 
 
 class Rows(NamedTuple):
@@ -106,10 +165,6 @@ def to_rows(samples: list[Sample], ids: dict[str, int], max_future_skew_s: float
 def _refuse(i: int, s: Sample, ts: datetime, problem: str) -> NoReturn:
     raise IngestRejected(f"samples[{i}] ({s['characteristic']} at {ts.isoformat()}): {problem}",
                          sample=i)
-
-
-def nobody(key: str) -> bool:
-    return False
 
 
 async def ingest(

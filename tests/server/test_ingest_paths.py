@@ -14,10 +14,11 @@ import pytest
 from pydantic import ValidationError
 
 from server.api.errors import describe_errors
-from server.api.routes.ingest import parse_batch
 from server.exceptions import InvalidRequest
 from server.models import IngestRequest
-from tests.fixtures.server import LiveServer
+from server.services.ingest import parse_batch
+from server.core.localdb import LocalCluster
+from tests.fixtures.server import LiveServer, start_live_server
 from tests.server.helpers import WsListener, batch_headers, samples
 
 GOOD = {"characteristic": "x", "ts": "2026-01-05T08:00:00Z", "value": 1.5}
@@ -70,6 +71,17 @@ def test_parser_refuses_what_is_not_json() -> None:
     for raw in (b"{not json", b"", b'{"samples": [NaN'):
         with pytest.raises(InvalidRequest, match="invalid batch"):
             parse_batch(raw)
+
+
+@pytest.fixture(scope="module", params=["0", "2"], ids=["in the server", "2 ingest workers"])
+def live_server(pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory,
+                request: pytest.FixtureRequest):
+    """Every ingest path test twice: batches stored by the server process, and by ingest
+    worker processes (SPC_INGEST_WORKERS), which must give exactly the same results."""
+    server = start_live_server(pg_cluster, tmp_path_factory.mktemp("server"),
+                               SPC_INGEST_WORKERS=request.param)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

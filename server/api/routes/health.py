@@ -36,6 +36,7 @@ async def health(request: Request, response: Response, pool: Pool) -> dict:
         },
         "migrations": migrations,
         "webhook_worker": "running" if state.worker.running else "stopped",
+        "ingest_workers": state.ingest_workers.state() if state.ingest_workers else [],
         "websocket_clients": len(state.hub.subscribers),
     }
 
@@ -44,6 +45,7 @@ async def health(request: Request, response: Response, pool: Pool) -> dict:
 async def metrics(request: Request, pool: Pool) -> Response:
     """Prometheus text format."""
     state = request.app.state
+    workers = state.ingest_workers
     async with pool.acquire() as conn:
         queue = await webhooks_repo.queue_depth(conn)
         open_alarms = await conn.fetchval("SELECT count(*) FROM alarms WHERE state = 'open'")
@@ -64,6 +66,11 @@ async def metrics(request: Request, pool: Pool) -> Response:
           for s in ("pending", "delivered", "dead")),
         "# TYPE spc_webhook_failed_attempts_total counter",
         f"spc_webhook_failed_attempts_total {state.worker.failed_attempts}",
+        "# HELP spc_ingest_workers_running ingest worker processes up (of SPC_INGEST_WORKERS)",
+        "# TYPE spc_ingest_workers_running gauge",
+        f"spc_ingest_workers_running {len(workers.pids()) if workers else 0}",
+        "# TYPE spc_ingest_worker_restarts_total counter",
+        f"spc_ingest_worker_restarts_total {workers.restarts if workers else 0}",
         "# TYPE spc_websocket_clients gauge",
         f"spc_websocket_clients {len(state.hub.subscribers)}",
         "# TYPE spc_websocket_dropped_total counter",
