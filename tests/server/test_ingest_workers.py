@@ -1,0 +1,266 @@
+"""Ingest worker processes (SPC_INGEST_WORKERS): the same answers as the server process, batches
+spread over the workers, a killed worker losing nothing, no worker outliving its server.
+
+The ingest contract itself (duplicates, replays, SPC, alarms, live events) runs with workers in
+test_ingest_paths.py, parametrized over both ways."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from server.core.config import Settings, SettingsError
+from server.core.localdb import LocalCluster
+from server.services.ingest_workers import IngestWorkers, WorkerStartError
+from tests.fixtures.net import free_port
+from tests.fixtures.server import ROOT, LiveServer, create_key, start_live_server
+from tests.server.helpers import T0, batch_headers, samples
+
+LIMITS = {"center": 10.0, "sigma": 1.0, "reason": "known", "effective_from": "2026-01-01T00:00:00Z"}
+
+
+def build_plant(server: LiveServer) -> None:
+    with server.client("engineer") as c:
+        assert c.post("/sites", json={"key": "p", "name": "P"}).status_code == 201
+        for line in ("lineA", "lineB"):
+            assert c.post("/lines", json={"key": line, "name": line,
+                                          "parent": "p"}).status_code == 201
+            assert c.post("/stations", json={"key": f"{line}-op", "name": "OP",
+                                             "parent": line}).status_code == 201
+            for i in range(4):
+                key = f"{line}-{i}"
+                r = c.post("/characteristics", json={"key": key, "name": key,
+                                                     "station": f"{line}-op",
+                                                     "baseline_points": 0})
+                assert r.status_code == 201, r.text
+                assert c.post(f"/characteristics/{key}/limits", json=LIMITS).status_code == 201
+        r = c.post("/characteristics", json={"key": "defects", "name": "d", "chart_type": "p",
+                                             "baseline_points": 0})
+        assert r.status_code == 201, r.text
+
+
+def start(cluster: LocalCluster, tmp: Path, workers: int) -> LiveServer:
+    server = start_live_server(cluster, tmp, SPC_INGEST_WORKERS=str(workers),
+                               SPC_MAX_BATCH_SAMPLES="500")
+    build_plant(server)
+    server.keys["scoped"] = create_key(server.dsn, "agent", "line-a", scope="lineA")
+    return server
+
+
+@pytest.fixture(scope="module")
+def pair(pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """The same plant on a server without workers and on one with 2."""
+    plain = start(pg_cluster, tmp_path_factory.mktemp("plain"), 0)
+    workers = start(pg_cluster, tmp_path_factory.mktemp("workers"), 2)
+    yield plain, workers
+    plain.stop()
+    workers.stop()
+
+
+def health(server: LiveServer) -> dict:
+    return httpx.get(server.url + "/api/v1/health", timeout=10).json()
+
+
+def post(server: LiveServer, body: object, role: str = "agent", key: str | None = None,
+         **kw: object) -> httpx.Response:
+    return httpx.post(server.url + "/api/v1/ingest", json=body, timeout=30,
+                      headers=batch_headers(server.headers(role), key), **kw)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes (its parent, the server, reaps it)
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+NAIVE = {"characteristic": "lineA-0", "ts": "2026-01-05T08:00:00", "value": 1.0}
+BAD_REQUESTS = [
+    ("not JSON", {"content": b"{\"samples\": [", "headers": {"Content-Type": "application/json"}}),
+    ("schema", {"json": {"samples": [{"characteristic": "lineA-0", "ts": "x", "value": 1}]}}),
+    ("naive ts", {"json": {"samples": [NAIVE]}}),
+    ("unknown key", {"json": {"samples": samples("lineA-0", [1.0]) + samples("nope", [1.0])}}),
+    ("value not finite", {"content": b'{"samples": [{"characteristic": "lineA-0", "ts": '
+                                     b'"2026-01-05T08:00:00Z", "value": NaN}]}'}),
+    ("too many samples", {"json": {"samples": samples("lineA-1", [1.0] * 501)}}),
+    ("count not whole", {"json": {"samples": [{"characteristic": "defects", "size": 10,
+                                              "ts": "2026-01-05T08:00:00Z", "value": 1.5}]}}),
+    ("far future", {"json": {"samples": samples("lineA-0", [1.0], t0=T0 + timedelta(days=3650))}}),
+]
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_batches_answer_as_in_the_server_process(pair, case) -> None:
+    _, kwargs = case
+    answers = []
+    for server in pair:
+        headers = {**batch_headers(server.headers("agent")), **kwargs.get("headers", {})}
+        r = httpx.post(server.url + "/api/v1/ingest", timeout=30, headers=headers,
+                       **{k: v for k, v in kwargs.items() if k != "headers"})
+        answers.append((r.status_code, r.json()))
+    assert answers[0] == answers[1]
+    assert 400 <= answers[0][0] < 500 and answers[0][1]["detail"]
+
+
+def test_a_scoped_key_is_refused_another_line_as_in_the_server_process(pair) -> None:
+    batch = samples("lineA-2", [10.0]) + samples("lineB-2", [10.0])
+    answers = [post(server, {"samples": batch}, role="scoped") for server in pair]
+    assert [a.status_code for a in answers] == [403, 403]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["sample"] == 1
+
+
+def test_nothing_of_a_refused_batch_is_written(pair) -> None:
+    _, workers = pair
+    batch = samples("lineA-3", [10.0] * 5) + samples("nope", [1.0])
+    assert post(workers, {"samples": batch}).status_code == 422
+    with workers.client("operator") as c:
+        assert c.get("/characteristics/lineA-3/chart").json()["points"] == []
+
+
+def test_health_and_metrics_report_the_workers(pair) -> None:
+    plain, workers = pair
+    assert health(plain)["ingest_workers"] == []
+    state = health(workers)["ingest_workers"]
+    assert [w["state"] for w in state] == ["running", "running"]
+    assert all(alive(w["pid"]) for w in state)
+    text = httpx.get(workers.url + "/metrics", timeout=10).text
+    assert "spc_ingest_workers_running 2\n" in text
+    assert "spc_ingest_worker_restarts_total 0\n" in text
+
+
+def test_concurrent_batches_are_spread_over_the_workers(pair) -> None:
+    _, workers = pair
+    before = sum(w["batches"] for w in health(workers)["ingest_workers"])
+    batches = [samples(f"lineB-{i % 4}", [10.0] * 50, start=1000 + 50 * (i // 4))
+               for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda b: post(workers, {"samples": b}), batches))
+    assert [a.json()["accepted"] for a in answers] == [50] * 40
+    state = health(workers)["ingest_workers"]
+    assert sum(w["batches"] for w in state) - before == 40
+    assert all(w["batches"] > 0 for w in state), state
+
+
+def test_a_killed_worker_fails_its_batches_with_503_and_a_retry_loses_nothing(
+    pg_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    server = start(pg_cluster, tmp_path, 2)
+    try:
+        victim = health(server)["ingest_workers"][0]["pid"]
+        numbers = itertools.count()
+        stop_at: list[float] = []
+        answers: list[tuple[int, int, str | None]] = []
+
+        def batch(n: int) -> list[dict]:
+            return samples(f"lineA-{n % 4}", [10.0] * 200, start=200 * (n // 4))
+
+        def sender() -> None:  # an agent sending batch after batch until told to stop
+            while not stop_at or time.monotonic() < stop_at[0]:
+                n = next(numbers)
+                r = post(server, {"samples": batch(n)}, key=f"b{n}")
+                answers.append((n, r.status_code, r.headers.get("retry-after")))
+
+        with ThreadPoolExecutor(6) as pool:
+            senders = [pool.submit(sender) for _ in range(6)]
+            wait_until(lambda: len(answers) >= 30)  # both workers busy
+            os.kill(victim, signal.SIGKILL)
+            stop_at.append(time.monotonic() + 1.0)  # and on while it starts again
+            for f in senders:
+                f.result()
+        statuses = [status for _, status, _ in answers]
+        assert set(statuses) == {200, 503}, statuses  # its batches in flight failed, no others
+        assert all(retry == "5" for _, status, retry in answers if status == 503)
+        wait_until(lambda: [w["state"] for w in health(server)["ingest_workers"]]
+                   == ["running", "running"])
+        state = health(server)["ingest_workers"]
+        assert state[0]["pid"] != victim and alive(state[0]["pid"])
+        assert "spc_ingest_worker_restarts_total 1\n" in httpx.get(server.url + "/metrics").text
+        # the agent's retry of every batch not acknowledged, with the same Idempotency-Key:
+        # stored now, or answered from what the killed worker had committed
+        for n, status, _ in answers:
+            if status != 200:
+                assert post(server, {"samples": batch(n)}, key=f"b{n}").status_code == 200
+        assert asyncpg_run(server.dsn, "SELECT count(*) FROM measurements") == len(answers) * 200
+        assert asyncpg_run(server.dsn, "SELECT count(*) FROM ingest_batches") == len(answers)
+    finally:
+        server.stop()
+
+
+def asyncpg_run(dsn: str, sql: str) -> object:
+    import asyncio
+
+    async def run() -> object:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_no_worker_outlives_its_server(pg_cluster: LocalCluster, tmp_path: Path, how: str) -> None:
+    server = start_live_server(pg_cluster, tmp_path, SPC_INGEST_WORKERS="2")
+    pids = [w["pid"] for w in health(server)["ingest_workers"]]
+    assert len(pids) == 2 and all(alive(p) for p in pids)
+    if how == "stopped":
+        server.stop()
+        assert server.process is not None and server.process.returncode == 0
+    else:  # SIGKILL: the workers see their socket close and exit on their own
+        server.kill()
+    wait_until(lambda: not any(alive(p) for p in pids), timeout=15)
+
+
+async def test_a_worker_that_cannot_start_is_reported_at_start() -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/spc"
+    workers = IngestWorkers(Settings(database_url=nowhere), 2)
+    with pytest.raises(WorkerStartError, match="cannot open the database"):
+        await workers.start()
+    assert workers.pids() == []
+
+
+def test_bad_worker_count_is_refused_naming_the_variable() -> None:
+    for value in ("-1", "two", "65"):
+        with pytest.raises(SettingsError, match="SPC_INGEST_WORKERS"):
+            Settings.from_env({"SPC_INGEST_WORKERS": value})
+    with pytest.raises(ValueError, match="count"):
+        IngestWorkers(Settings(), 0)
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "--fd"),
+    (["--fd", "987"], "--fd 987 is not an open socket"),
+    (["--fd", "x"], "invalid int value"),
+])
+def test_the_worker_command_refuses_bad_arguments(argv: list[str], message: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "server.ingest_worker", *argv], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
