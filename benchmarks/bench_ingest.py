@@ -337,7 +337,8 @@ async def prefill_history(dsn: str, days: float) -> None:
 def report(r: dict, args: argparse.Namespace) -> None:
     lat = r["lat"]
     latency_text = (f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms over {len(lat)} "
-                    "alarms" if lat else "no alarm events received")
+                    f"alarms (largest {', '.join(f'{x:.1f}' for x in sorted(lat)[-3:])})"
+                    if lat else "no alarm events received")
     print(f"[{r['label']}] load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; "
           f"raw COPY {r['raw']:,.0f} rows/s; ingest + SPC {r['rate']:,.0f} points/s "
           f"({r['accepted']:,} in {r['elapsed']:.1f} s) = {r['rate'] / r['raw']:.2f} of raw COPY; "

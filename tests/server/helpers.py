@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,3 +65,35 @@ class WsListener:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+KNOWN_LIMITS = {"center": 10.0, "sigma": 1.0, "reason": "known",
+                "effective_from": "2026-01-01T00:00:00Z"}
+
+
+def build_plant(client, site: str, lines: list[str], characteristics: list[str]) -> None:
+    """Site `site`, each line with one station `<line>-op10` holding I-MR characteristics
+    `<line>-<name>` for every name in `characteristics`, with known limits (`KNOWN_LIMITS`).
+    `client`: an engineer's."""
+    assert client.post("/sites", json={"key": site, "name": site}).status_code == 201
+    for line in lines:
+        assert client.post("/lines", json={"key": line, "name": line,
+                                           "parent": site}).status_code == 201
+        assert client.post("/stations", json={"key": f"{line}-op10", "name": "OP10",
+                                              "parent": line}).status_code == 201
+        for name in characteristics:
+            key = f"{line}-{name}"
+            r = client.post("/characteristics", json={"key": key, "name": name,
+                                                      "station": f"{line}-op10",
+                                                      "baseline_points": 0})
+            assert r.status_code == 201, r.text
+            r = client.post(f"/characteristics/{key}/limits", json=KNOWN_LIMITS)
+            assert r.status_code == 201, r.text

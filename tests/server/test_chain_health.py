@@ -10,6 +10,7 @@ import httpx
 from server.core.localdb import LocalCluster
 from tests.fixtures.server import start_live_server
 from tests.fixtures.webhooks import WebhookReceiver
+from tests.server.helpers import wait_until
 
 
 def beat(server, sources: list[dict]) -> None:
@@ -22,14 +23,6 @@ def beat(server, sources: list[dict]) -> None:
 def chain_alarms(server, kind: str) -> list[dict]:
     with server.client("operator") as c:
         return c.get("/alarms", params={"kind": kind}).json()
-
-
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def test_source_down_and_agent_silent_open_once_and_close_on_recovery(

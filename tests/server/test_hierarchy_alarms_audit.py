@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.fixtures.server import LiveServer, create_key
-from tests.server.helpers import batch_headers, samples
+from tests.server.helpers import batch_headers, build_plant, samples
 
 CALM = [10.0, 10.5, 9.5, 10.2, 9.8, 10.1, 9.9, 10.3, 9.7, 10.0]
 
@@ -15,19 +15,7 @@ CALM = [10.0, 10.5, 9.5, 10.2, 9.8, 10.1, 9.9, 10.3, 9.7, 10.0]
 @pytest.fixture(scope="module")
 def plant(live_server: LiveServer) -> LiveServer:
     with live_server.client("engineer") as c:
-        assert c.post("/sites", json={"key": "plant1", "name": "Plant 1"}).status_code == 201
-        for line in ("lineA", "lineB"):
-            assert c.post("/lines", json={"key": line, "name": line,
-                                          "parent": "plant1"}).status_code == 201
-            assert c.post("/stations", json={"key": f"{line}-op10", "name": "OP10",
-                                             "parent": line}).status_code == 201
-            r = c.post("/characteristics", json={
-                "key": f"{line}-bore", "name": "Bore", "station": f"{line}-op10",
-                "baseline_points": 0})
-            assert r.status_code == 201, r.text
-            c.post(f"/characteristics/{line}-bore/limits", json={
-                "center": 10.0, "sigma": 1.0, "reason": "known",
-                "effective_from": "2026-01-01T00:00:00Z"})
+        build_plant(c, "plant1", ["lineA", "lineB"], ["bore"])
     return live_server
 
 

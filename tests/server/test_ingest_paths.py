@@ -14,10 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 from server.api.errors import describe_errors
+from server.core.localdb import LocalCluster
 from server.exceptions import InvalidRequest
 from server.models import IngestRequest
 from server.services.ingest import parse_batch
-from server.core.localdb import LocalCluster
 from tests.fixtures.server import LiveServer, start_live_server
 from tests.server.helpers import WsListener, batch_headers, samples
 

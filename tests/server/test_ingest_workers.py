@@ -6,11 +6,13 @@ test_ingest_paths.py, parametrized over both ways."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,38 +25,21 @@ import pytest
 
 from server.core.config import Settings, SettingsError
 from server.core.localdb import LocalCluster
+from server.services.ingest import INGEST_LOCK_CLASS
 from server.services.ingest_workers import IngestWorkers, WorkerStartError
 from tests.fixtures.net import free_port
 from tests.fixtures.server import ROOT, LiveServer, create_key, start_live_server
-from tests.server.helpers import T0, batch_headers, samples
-
-LIMITS = {"center": 10.0, "sigma": 1.0, "reason": "known", "effective_from": "2026-01-01T00:00:00Z"}
-
-
-def build_plant(server: LiveServer) -> None:
-    with server.client("engineer") as c:
-        assert c.post("/sites", json={"key": "p", "name": "P"}).status_code == 201
-        for line in ("lineA", "lineB"):
-            assert c.post("/lines", json={"key": line, "name": line,
-                                          "parent": "p"}).status_code == 201
-            assert c.post("/stations", json={"key": f"{line}-op", "name": "OP",
-                                             "parent": line}).status_code == 201
-            for i in range(4):
-                key = f"{line}-{i}"
-                r = c.post("/characteristics", json={"key": key, "name": key,
-                                                     "station": f"{line}-op",
-                                                     "baseline_points": 0})
-                assert r.status_code == 201, r.text
-                assert c.post(f"/characteristics/{key}/limits", json=LIMITS).status_code == 201
-        r = c.post("/characteristics", json={"key": "defects", "name": "d", "chart_type": "p",
-                                             "baseline_points": 0})
-        assert r.status_code == 201, r.text
+from tests.server.helpers import T0, batch_headers, build_plant, samples, wait_until
 
 
 def start(cluster: LocalCluster, tmp: Path, workers: int) -> LiveServer:
     server = start_live_server(cluster, tmp, SPC_INGEST_WORKERS=str(workers),
                                SPC_MAX_BATCH_SAMPLES="500")
-    build_plant(server)
+    with server.client("engineer") as c:
+        build_plant(c, "p", ["lineA", "lineB"], ["0", "1", "2", "3"])
+        r = c.post("/characteristics", json={"key": "defects", "name": "d", "chart_type": "p",
+                                             "baseline_points": 0})
+        assert r.status_code == 201, r.text
     server.keys["scoped"] = create_key(server.dsn, "agent", "line-a", scope="lineA")
     return server
 
@@ -90,14 +75,6 @@ def alive(pid: int) -> bool:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
     except FileNotFoundError:
         return False
-
-
-def wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 NAIVE = {"characteristic": "lineA-0", "ts": "2026-01-05T08:00:00", "value": 1.0}
@@ -173,49 +150,76 @@ def test_a_killed_worker_fails_its_batches_with_503_and_a_retry_loses_nothing(
 ) -> None:
     server = start(pg_cluster, tmp_path, 2)
     try:
-        victim = health(server)["ingest_workers"][0]["pid"]
         numbers = itertools.count()
-        stop_at: list[float] = []
-        answers: list[tuple[int, int, str | None]] = []
+        stop = threading.Event()
+        answers: list[tuple[str, int, str | None]] = []
+        bodies: dict[str, list[dict]] = {}
 
-        def batch(n: int) -> list[dict]:
-            return samples(f"lineA-{n % 4}", [10.0] * 200, start=200 * (n // 4))
+        def send(key: str, body: list[dict]) -> None:
+            bodies[key] = body
+            r = post(server, {"samples": body}, key=key)
+            answers.append((key, r.status_code, r.headers.get("retry-after")))
 
-        def sender() -> None:  # an agent sending batch after batch until told to stop
-            while not stop_at or time.monotonic() < stop_at[0]:
+        def agent() -> None:  # batch after batch of lineA-1..3 while the worker dies
+            while not stop.is_set():
                 n = next(numbers)
-                r = post(server, {"samples": batch(n)}, key=f"b{n}")
-                answers.append((n, r.status_code, r.headers.get("retry-after")))
+                send(f"b{n}", samples(f"lineA-{1 + n % 3}", [10.0] * 200, start=200 * (n // 3)))
 
-        with ThreadPoolExecutor(6) as pool:
-            senders = [pool.submit(sender) for _ in range(6)]
-            wait_until(lambda: len(answers) >= 30)  # both workers busy
-            os.kill(victim, signal.SIGKILL)
-            stop_at.append(time.monotonic() + 1.0)  # and on while it starts again
-            for f in senders:
-                f.result()
-        statuses = [status for _, status, _ in answers]
-        assert set(statuses) == {200, 503}, statuses  # its batches in flight failed, no others
-        assert all(retry == "5" for _, status, retry in answers if status == 503)
+        async def hold(conn: asyncpg.Connection) -> None:  # what a concurrent batch would hold
+            await conn.execute("SELECT pg_advisory_lock($1, id) FROM characteristics "
+                               "WHERE key = 'lineA-0'", INGEST_LOCK_CLASS)
+
+        loop = asyncio.new_event_loop()
+        conn = loop.run_until_complete(asyncpg.connect(server.dsn))
+        try:
+            loop.run_until_complete(hold(conn))
+            with ThreadPoolExecutor(6) as pool:
+                agents = [pool.submit(agent) for _ in range(3)]
+                # two batches of lineA-0 wait for the lock: on each worker, the least busy
+                stuck = [pool.submit(send, f"stuck{i}", samples("lineA-0", [10.0] * 50,
+                                                                start=50 * i)) for i in range(2)]
+                wait_until(lambda: sum(w["in_flight"] for w in health(server)["ingest_workers"])
+                           >= 2 and len(answers) >= 10)
+                victim = max(health(server)["ingest_workers"], key=lambda w: w["in_flight"])
+                os.kill(victim["pid"], signal.SIGKILL)
+                wait_until(lambda: sum(1 for k, _, _ in answers if k.startswith("stuck")) >= 1)
+                loop.run_until_complete(conn.execute("SELECT pg_advisory_unlock_all()"))
+                for f in stuck:
+                    f.result()
+                time.sleep(0.5)  # the agents go on, on the other worker and the restarted one
+                stop.set()
+                for f in agents:
+                    f.result()
+        finally:
+            loop.run_until_complete(conn.close())
+            loop.close()
+        failed = [k for k, status, _ in answers if status != 200]
+        # the stuck batch on the victim, and any other it had in flight
+        assert any(k.startswith("stuck") for k in failed), answers
+        assert all(status == 503 and retry == "5" for k, status, retry in answers if k in failed)
+        assert sum(1 for k, s, _ in answers if s == 200 and k.startswith("b")) > 10
         wait_until(lambda: [w["state"] for w in health(server)["ingest_workers"]]
                    == ["running", "running"])
         state = health(server)["ingest_workers"]
-        assert state[0]["pid"] != victim and alive(state[0]["pid"])
+        assert victim["pid"] not in [w["pid"] for w in state]
+        assert all(alive(w["pid"]) for w in state)
         assert "spc_ingest_worker_restarts_total 1\n" in httpx.get(server.url + "/metrics").text
         # the agent's retry of every batch not acknowledged, with the same Idempotency-Key:
-        # stored now, or answered from what the killed worker had committed
-        for n, status, _ in answers:
-            if status != 200:
-                assert post(server, {"samples": batch(n)}, key=f"b{n}").status_code == 200
-        assert asyncpg_run(server.dsn, "SELECT count(*) FROM measurements") == len(answers) * 200
-        assert asyncpg_run(server.dsn, "SELECT count(*) FROM ingest_batches") == len(answers)
+        # stored now, or answered from what the victim committed before it died (never the
+        # stuck one, which was still waiting for its lock)
+        for key in failed:
+            r = post(server, {"samples": bodies[key]}, key=key)
+            assert r.status_code == 200, r.text
+            if key.startswith("stuck"):
+                assert r.json() == {"accepted": 50, "duplicates": 0, "replayed": False}
+        stored = sum(len(b) for b in bodies.values())
+        assert asyncpg_run(server.dsn, "SELECT count(*) FROM measurements") == stored
+        assert asyncpg_run(server.dsn, "SELECT count(*) FROM ingest_batches") == len(bodies)
     finally:
         server.stop()
 
 
 def asyncpg_run(dsn: str, sql: str) -> object:
-    import asyncio
-
     async def run() -> object:
         conn = await asyncpg.connect(dsn)
         try:
