@@ -2,7 +2,7 @@
 latency from an ingest request to its alarm on the WebSocket.
 
     .venv/bin/python benchmarks/bench_ingest.py [--seconds 20] [--clients 4] [--batch 1000]
-        [--series 20] [--rounds 1] [--before DIR]
+        [--series 20] [--rounds 1] [--ingest-workers CORES] [--before DIR]
 
 Everything runs on this machine: a private PostgreSQL + TimescaleDB cluster, `spc server` as a
 real uvicorn process, load generators as separate processes posting pre-encoded JSON batches over
@@ -365,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history-days", type=float, default=0.0,
                    help="store this many days of every series' past before measuring "
                         "(one chunk per day, as in a database that has run for months)")
-    p.add_argument("--ingest-workers", type=int, default=0,
-                   help="SPC_INGEST_WORKERS of the server of this tree (not of --before)")
+    p.add_argument("--ingest-workers", type=int, default=os.cpu_count() or 1,
+                   help="SPC_INGEST_WORKERS of the server of this tree (not of --before); "
+                        "default: one per core, as deploy/README.md recommends")
     p.add_argument("--before", type=Path,
                    help="also measure the server of this source tree (e.g. an earlier commit)")
     args = p.parse_args(argv)

@@ -9,7 +9,7 @@ Under those locks one query reads what is stored around the batch (`measurements
 the samples already stored at the batch's timestamps are its duplicates, and with the points
 before them they form the evaluation window, so the new samples are written with one plain COPY
 and never read back. Samples are handled as the dicts the JSON parser produced (validated at
-the edge, in the route), not as one model object each.
+the edge, by `parse_batch`), not as one model object each.
 """
 
 from __future__ import annotations
@@ -68,8 +68,6 @@ def parse_batch(raw: bytes) -> dict[str, Any]:
         return BATCH.validate_json(raw)
     except ValidationError as exc:
         raise InvalidRequest(f"invalid batch: {describe_errors(exc.errors())}") from exc
-
-
 
 
 def nobody(key: str) -> bool:
