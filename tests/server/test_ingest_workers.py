@@ -29,7 +29,14 @@ from server.services.ingest import INGEST_LOCK_CLASS
 from server.services.ingest_workers import IngestWorkers, WorkerStartError
 from tests.fixtures.net import free_port
 from tests.fixtures.server import ROOT, LiveServer, create_key, start_live_server
-from tests.server.helpers import T0, batch_headers, build_plant, samples, wait_until
+from tests.server.helpers import (
+    T0,
+    WsListener,
+    batch_headers,
+    build_plant,
+    samples,
+    wait_until,
+)
 
 
 def start(cluster: LocalCluster, tmp: Path, workers: int) -> LiveServer:
@@ -268,3 +275,19 @@ def test_the_worker_command_refuses_bad_arguments(argv: list[str], message: str)
     r = subprocess.run([sys.executable, "-m", "server.ingest_worker", *argv], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_live_events_reach_a_client_watching_everything(pair) -> None:
+    _, workers = pair
+    ws = WsListener(workers.ws_url, workers.keys["operator"], ["*"])
+    try:
+        assert post(workers, {"samples": samples("lineB-3", [10.0, 20.0], start=5000)}
+                    ).status_code == 200
+        point = ws.wait_for(lambda m: m["type"] == "point" and m["characteristic"] == "lineB-3"
+                            and m["violations"])
+        assert "we1" in point["violations"]
+        alarm = ws.wait_for(lambda m: m["type"] == "alarm" and m["characteristic"] == "lineB-3"
+                            and m["alarm"]["rule"] == "we1")
+        assert alarm["event"] == "alarm.opened"
+    finally:
+        ws.close()
