@@ -250,6 +250,36 @@ def test_no_worker_outlives_its_server(pg_cluster: LocalCluster, tmp_path: Path,
     wait_until(lambda: not any(alive(p) for p in pids), timeout=15)
 
 
+def test_a_batch_in_flight_when_the_server_is_stopped_is_finished(
+    pg_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    server = start(pg_cluster, tmp_path, 2)
+    pids = [w["pid"] for w in health(server)["ingest_workers"]]
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(server.dsn))
+    try:
+        loop.run_until_complete(conn.execute(
+            "SELECT pg_advisory_lock($1, id) FROM characteristics WHERE key = 'lineA-0'",
+            INGEST_LOCK_CLASS))
+        with ThreadPoolExecutor(1) as pool:
+            sent = pool.submit(post, server, {"samples": samples("lineA-0", [10.0] * 30)})
+            wait_until(lambda: sum(w["in_flight"] for w in health(server)["ingest_workers"]))
+            assert server.process is not None
+            server.process.send_signal(signal.SIGINT)  # as systemd's stop and Ctrl-C do
+            time.sleep(0.5)
+            assert server.process.poll() is None  # waiting for the batch, workers up
+            assert all(alive(p) for p in pids)
+            loop.run_until_complete(conn.execute("SELECT pg_advisory_unlock_all()"))
+            assert sent.result().json() == {"accepted": 30, "duplicates": 0, "replayed": False}
+        assert server.process.wait(15) == 0
+        wait_until(lambda: not any(alive(p) for p in pids), timeout=15)
+        assert asyncpg_run(server.dsn, "SELECT count(*) FROM measurements") == 30
+    finally:
+        loop.run_until_complete(conn.close())
+        loop.close()
+        server.stop()
+
+
 async def test_a_worker_that_cannot_start_is_reported_at_start() -> None:
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/spc"
     workers = IngestWorkers(Settings(database_url=nowhere), 2)
