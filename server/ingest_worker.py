@@ -11,12 +11,19 @@ workers for the requests it finishes.
 
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__":
+    # First of all, before the imports below (over a second): a signal meant for the server must
+    # not kill a worker while it starts either. Only when run: an importer keeps its signals.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
 import argparse
 import asyncio
 import gc
 import logging
 import os
-import signal
 import socket
 from collections.abc import Callable, Sequence
 
@@ -29,7 +36,7 @@ from server.core.config import Settings
 from server.exceptions import SPCError
 from server.services import ingest as ingest_service
 from server.services.hub import EVERYTHING
-from server.services.ingest_workers import read_frame, write_frame
+from server.services.ingest_workers import encode_frame, read_frame, write_frame
 
 log = logging.getLogger("spc.ingest_worker")
 
@@ -57,7 +64,18 @@ async def run_job(pool: asyncpg.Pool, settings: Settings, writer: asyncio.Stream
         log.exception("ingest worker: a batch failed")
         reply = (job, "failed", f"{type(exc).__name__}: {exc}")
     if not writer.is_closing():
-        write_frame(writer, reply)
+        writer.write(reply_frame(reply))
+
+
+def reply_frame(reply: tuple[object, ...]) -> bytes:
+    """The frame of `reply`, or of a "failed" reply saying why it cannot be sent: the server's
+    request must get an answer whatever a batch produced."""
+    try:
+        return encode_frame(reply)
+    except Exception as exc:
+        log.exception("ingest worker: the reply to a batch cannot be sent")
+        return encode_frame((reply[0], "failed",
+                             f"its reply cannot be sent: {type(exc).__name__}: {exc}"))
 
 
 async def serve(sock: socket.socket) -> int:
@@ -97,8 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True,
                         help="the worker's end of the socketpair the server made")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         sock = socket.socket(fileno=args.fd)
     except OSError as exc:

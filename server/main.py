@@ -52,6 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     settings.pool_max_size)
         async with pool.acquire() as conn:
             app.state.storage = await db.detect_storage(conn)
+        if settings.ingest_workers:  # first: nothing else is running yet if they cannot start
+            app.state.ingest_workers = IngestWorkers(settings, settings.ingest_workers)
+            try:
+                await app.state.ingest_workers.start()
+            except BaseException:
+                await pool.close()
+                raise
         log.info("storage mode: %s", app.state.storage.name)
         app.state.pool = pool
         app.state.worker = DeliveryWorker(
@@ -70,9 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interval_s=settings.maintenance_interval_s,
         )
         app.state.maintenance.start()
-        if settings.ingest_workers:
-            app.state.ingest_workers = IngestWorkers(settings, settings.ingest_workers)
-            await app.state.ingest_workers.start()
         # Everything built so far (modules, pydantic validators, OpenAPI schema, ~120k objects)
         # lives as long as the process: frozen out of the collector's sight, a full collection
         # under ingest takes 2-5 ms instead of 65-79 ms, each of which stalled every request in

@@ -54,9 +54,13 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
     return pickle.loads(await reader.readexactly(size))
 
 
-def write_frame(writer: asyncio.StreamWriter, message: object) -> None:
+def encode_frame(message: object) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    writer.writelines((HEADER.pack(len(data)), data))
+    return HEADER.pack(len(data)) + data
+
+
+def write_frame(writer: asyncio.StreamWriter, message: object) -> None:
+    writer.write(encode_frame(message))
 
 
 class WorkerStartError(RuntimeError):
@@ -95,37 +99,47 @@ class IngestWorkers:
         not come up, so a server with a wrong setting fails at start, not on the first batch."""
         results = await asyncio.gather(*(self._spawn(i) for i in range(self.count)),
                                        return_exceptions=True)
-        for worker in results:
-            if isinstance(worker, _Worker):
-                self._slots[worker.index] = worker
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             await self.stop()
             raise failed[0]
 
     async def _spawn(self, index: int) -> _Worker:
+        """Start worker `index` and put it in its slot as soon as it is ready (a worker that
+        dies while others still start is started again at once). Whatever goes wrong, and when
+        cancelled (a stop), nothing half-started is left behind."""
         parent, child = socket.socketpair()
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "server.ingest_worker", "--fd", str(child.fileno())],
                 pass_fds=(child.fileno(),),
             )
+        except BaseException:
+            parent.close()
+            raise
         finally:
             child.close()
-        reader, writer = await asyncio.open_unix_connection(sock=parent)
+        writer: asyncio.StreamWriter | None = None
         try:
+            reader, writer = await asyncio.open_unix_connection(sock=parent)
             write_frame(writer, self.settings.model_dump_json())
             hello = await asyncio.wait_for(read_frame(reader), START_TIMEOUT_S)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-            writer.close()
+            if hello[0] != "ready":
+                raise WorkerStartError(f"ingest worker {index} did not start: {hello[1]}")
+        except BaseException as exc:
+            if writer is not None:
+                writer.close()
+            else:
+                parent.close()
+            if process.poll() is None:
+                process.kill()
             await _ended(process)
+            if isinstance(exc, WorkerStartError) or not isinstance(exc, Exception):
+                raise
             raise WorkerStartError(f"ingest worker {index} did not start ({exc!r}); its "
                                    "output above says why") from exc
-        if hello[0] != "ready":
-            writer.close()
-            await _ended(process)
-            raise WorkerStartError(f"ingest worker {index} did not start: {hello[1]}")
         worker = _Worker(index, process, reader, writer)
+        self._slots[index] = worker
         worker.reading = asyncio.create_task(self._read(worker))
         log.info("ingest worker %d started (pid %d)", index, process.pid)
         return worker
@@ -138,7 +152,10 @@ class IngestWorkers:
                 if future is not None and not future.done():
                     future.set_result((status, tuple(payload)))
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            pass  # it ended
+        except Exception:
+            log.exception("ingest worker %d sent what cannot be read; ending it", worker.index)
+            worker.process.kill()
         finally:
             self._lost(worker)
 
@@ -154,31 +171,25 @@ class IngestWorkers:
         worker.in_flight.clear()
         if self._stopping:
             return
-        log.error("ingest worker %d (pid %d) ended with exit code %s; starting it again",
-                  worker.index, worker.process.pid, worker.process.poll())
-        task = asyncio.get_running_loop().create_task(self._restart(worker.index))
+        task = asyncio.get_running_loop().create_task(self._restart(worker))
         self._restarting.add(task)
         task.add_done_callback(self._restarting.discard)
 
-    async def _restart(self, index: int) -> None:
-        old = self._slots[index]
-        if old is not None:
-            await _ended(old.process)
+    async def _restart(self, old: _Worker) -> None:
+        code = await _ended(old.process)
+        log.error("ingest worker %d (pid %d) ended with exit code %s; starting it again",
+                  old.index, old.process.pid, code)
         for attempt in itertools.count():
             try:
-                worker = await self._spawn(index)
-            except (WorkerStartError, OSError) as exc:
+                await self._spawn(old.index)
+            except Exception as exc:
                 if attempt == 0:  # once: it keeps trying, and says when it succeeds
-                    log.error("ingest worker %d could not start again: %s", index, exc)
-                delay = RESTART_DELAYS_S[min(attempt, len(RESTART_DELAYS_S) - 1)]
-                await asyncio.sleep(delay)
+                    log.error("ingest worker %d could not start again: %s", old.index, exc)
+                await asyncio.sleep(RESTART_DELAYS_S[min(attempt, len(RESTART_DELAYS_S) - 1)])
                 continue
-            if self._stopping:
-                worker.writer.close()
-                await _ended(worker.process)
-                return
-            self._slots[index] = worker
             self.restarts += 1
+            if attempt:
+                log.info("ingest worker %d is running again", old.index)
             return
 
     async def ingest(self, raw: bytes, idempotency_key: str | None, scope: str | None,
@@ -226,8 +237,10 @@ class IngestWorkers:
         """End every worker: each finishes the batches it has (the server stops taking
         requests first), closes its pool and exits; one that does not is killed."""
         self._stopping = True
-        for task in list(self._restarting):
+        restarting = list(self._restarting)
+        for task in restarting:
             task.cancel()
+        await asyncio.gather(*restarting, return_exceptions=True)
         workers = [w for w in self._slots if w is not None]
         for worker in workers:
             worker.writer.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -21,12 +22,15 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 from server.core.config import Settings, SettingsError
 from server.core.localdb import LocalCluster
+from server.exceptions import IngestRejected
+from server.ingest_worker import reply_frame
 from server.services.ingest import INGEST_LOCK_CLASS
-from server.services.ingest_workers import IngestWorkers, WorkerStartError
+from server.services.ingest_workers import HEADER, IngestWorkers, WorkerStartError
 from tests.fixtures.net import free_port
 from tests.fixtures.server import ROOT, LiveServer, create_key, start_live_server
 from tests.server.helpers import (
@@ -181,15 +185,20 @@ def test_a_killed_worker_fails_its_batches_with_503_and_a_retry_loses_nothing(
         try:
             loop.run_until_complete(hold(conn))
             with ThreadPoolExecutor(6) as pool:
+                # a batch of lineA-0 waits for the lock on each worker (the least busy one takes
+                # the next batch), then the agents go on with the other characteristics
+                stuck = []
+                for i in range(2):
+                    stuck.append(pool.submit(send, f"stuck{i}",
+                                             samples("lineA-0", [10.0] * 50, start=50 * i)))
+                    wait_until(lambda n=i: sum(w["in_flight"] for w in
+                                               health(server)["ingest_workers"]) == n + 1)
+                assert [w["in_flight"] for w in health(server)["ingest_workers"]] == [1, 1]
                 agents = [pool.submit(agent) for _ in range(3)]
-                # two batches of lineA-0 wait for the lock: on each worker, the least busy
-                stuck = [pool.submit(send, f"stuck{i}", samples("lineA-0", [10.0] * 50,
-                                                                start=50 * i)) for i in range(2)]
-                wait_until(lambda: sum(w["in_flight"] for w in health(server)["ingest_workers"])
-                           >= 2 and len(answers) >= 10)
-                victim = max(health(server)["ingest_workers"], key=lambda w: w["in_flight"])
+                wait_until(lambda: len(answers) >= 10)
+                victim = health(server)["ingest_workers"][0]
                 os.kill(victim["pid"], signal.SIGKILL)
-                wait_until(lambda: sum(1 for k, _, _ in answers if k.startswith("stuck")) >= 1)
+                wait_until(lambda: any(k.startswith("stuck") for k, _, _ in answers))
                 loop.run_until_complete(conn.execute("SELECT pg_advisory_unlock_all()"))
                 for f in stuck:
                     f.result()
@@ -285,7 +294,18 @@ async def test_a_worker_that_cannot_start_is_reported_at_start() -> None:
     workers = IngestWorkers(Settings(database_url=nowhere), 2)
     with pytest.raises(WorkerStartError, match="cannot open the database"):
         await workers.start()
-    assert workers.pids() == []
+    assert worker_processes() == []  # both ended and reaped, not even a zombie left
+
+
+def test_a_reply_that_cannot_be_sent_is_answered_as_failed() -> None:
+    reply = (7, "ok", (1, 0, False), [{"type": "point", "value": lambda: None}], None)
+    (size,) = HEADER.unpack(reply_frame(reply)[:HEADER.size])
+    job, status, message = pickle.loads(reply_frame(reply)[HEADER.size:])
+    assert (job, status) == (7, "failed") and "cannot be sent" in message
+    assert size == len(reply_frame(reply)) - HEADER.size
+    fine = (8, "refused", IngestRejected("samples[3]: bad", sample=3))
+    job, status, error = pickle.loads(reply_frame(fine)[HEADER.size:])
+    assert (job, status, error.body()) == (8, "refused", fine[2].body())
 
 
 def test_bad_worker_count_is_refused_naming_the_variable() -> None:
@@ -321,3 +341,75 @@ def test_live_events_reach_a_client_watching_everything(pair) -> None:
         assert alarm["event"] == "alarm.opened"
     finally:
         ws.close()
+
+
+def test_a_starting_worker_ignores_the_signals_meant_for_its_server() -> None:
+    # as a Ctrl-C or systemd's stop reaches the whole group while a worker is still importing
+    worker = subprocess.Popen([sys.executable, "-m", "server.ingest_worker", "--fd", "987"],
+                              cwd=ROOT, stderr=subprocess.PIPE)
+    time.sleep(0.3)
+    worker.send_signal(signal.SIGINT)
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=60)
+    # it lived on to refuse its (bad) --fd, with no KeyboardInterrupt traceback
+    assert worker.returncode == 2 and b"--fd 987 is not an open socket" in err, err
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # importing it changed nothing
+
+
+def worker_processes() -> list[psutil.Process]:
+    """This process's ingest workers still alive (zombies count: not reaped is left behind)."""
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if "server.ingest_worker" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.ZombieProcess:
+            found.append(child)  # ended but never reaped: left behind as much as a live one
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+async def test_stopping_while_a_worker_is_started_again_leaves_no_process(database: str) -> None:
+    workers = IngestWorkers(Settings(database_url=database, pool_max_size=2), 2)
+    await workers.start()
+    try:
+        first = workers.pids()
+        os.kill(first[0], signal.SIGKILL)
+        # its replacement is being started (importing) when the stop comes
+        deadline = time.monotonic() + 10
+        while not [p for p in worker_processes() if p.pid not in first]:
+            assert time.monotonic() < deadline, "no replacement was started"
+            await asyncio.sleep(0.02)
+    finally:
+        await workers.stop()
+    assert worker_processes() == []
+
+
+async def test_a_worker_dying_while_others_start_is_started_again(database: str) -> None:
+    workers = IngestWorkers(Settings(database_url=database, pool_max_size=2), 2)
+    original = workers._spawn
+    calls: list[int] = []
+
+    async def slow_second(index: int):  # worker 1 takes its time; worker 0 dies meanwhile
+        calls.append(index)
+        worker = await original(index)
+        if len(calls) <= 2 and index == 0:
+            os.kill(worker.process.pid, signal.SIGKILL)
+        elif len(calls) <= 2:
+            await asyncio.sleep(3)  # meanwhile worker 0 is started again
+        return worker
+
+    workers._spawn = slow_second  # type: ignore[method-assign]
+    try:
+        await workers.start()
+        assert calls == [0, 1, 0]  # the third: worker 0 again, while worker 1 still started
+        deadline = time.monotonic() + 30
+        while workers.restarts < 1 or len(workers.pids()) < 2:
+            assert time.monotonic() < deadline, workers.state()
+            await asyncio.sleep(0.05)
+        assert [w["state"] for w in workers.state()] == ["running", "running"]
+        assert sorted(workers.pids()) == sorted(p.pid for p in worker_processes())
+    finally:
+        await workers.stop()
+    assert worker_processes() == []
