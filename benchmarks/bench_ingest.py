@@ -5,9 +5,11 @@ latency from an ingest request to its alarm on the WebSocket.
         [--series 20] [--rounds 1] [--ingest-workers CORES] [--before DIR]
 
 Everything runs on this machine: a private PostgreSQL + TimescaleDB cluster, `spc server` as a
-real uvicorn process, load generators as separate processes posting pre-encoded JSON batches over
-loopback HTTP, and a WebSocket client. A *point* is one sample of one characteristic (one element
-of a batch's `samples`); the rates below count points stored (acknowledged as accepted).
+real uvicorn process (this tree's with `--ingest-workers` worker processes, by default one per
+core; the `--before` tree's without), load generators as separate processes posting
+pre-encoded JSON batches over loopback HTTP, and a WebSocket client. A *point* is one sample of
+one characteristic (one element of a batch's `samples`); the rates below count points stored
+(acknowledged as accepted).
 
 Each round, for each server under test (this tree, and with `--before DIR` also the tree in DIR,
 e.g. `git archive <commit> | tar -x -C DIR`, run with the same interpreter), in a fresh database:
