@@ -156,6 +156,25 @@ def test_concurrent_batches_are_spread_over_the_workers(pair) -> None:
     assert all(w["batches"] > 0 for w in state), state
 
 
+class IngestLock:
+    """A characteristic's ingest lock held from the test, as a concurrent batch would hold it:
+    a batch of it waits, in flight in its worker, until `release()`."""
+
+    def __init__(self, dsn: str, key: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._conn = self._loop.run_until_complete(asyncpg.connect(dsn))
+        self._loop.run_until_complete(self._conn.execute(
+            "SELECT pg_advisory_lock($1, id) FROM characteristics WHERE key = $2",
+            INGEST_LOCK_CLASS, key))
+
+    def release(self) -> None:
+        self._loop.run_until_complete(self._conn.execute("SELECT pg_advisory_unlock_all()"))
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._conn.close())
+        self._loop.close()
+
+
 def test_a_killed_worker_fails_its_batches_with_503_and_a_retry_loses_nothing(
     pg_cluster: LocalCluster, tmp_path: Path
 ) -> None:
@@ -176,14 +195,8 @@ def test_a_killed_worker_fails_its_batches_with_503_and_a_retry_loses_nothing(
                 n = next(numbers)
                 send(f"b{n}", samples(f"lineA-{1 + n % 3}", [10.0] * 200, start=200 * (n // 3)))
 
-        async def hold(conn: asyncpg.Connection) -> None:  # what a concurrent batch would hold
-            await conn.execute("SELECT pg_advisory_lock($1, id) FROM characteristics "
-                               "WHERE key = 'lineA-0'", INGEST_LOCK_CLASS)
-
-        loop = asyncio.new_event_loop()
-        conn = loop.run_until_complete(asyncpg.connect(server.dsn))
+        lock = IngestLock(server.dsn, "lineA-0")
         try:
-            loop.run_until_complete(hold(conn))
             with ThreadPoolExecutor(6) as pool:
                 # a batch of lineA-0 waits for the lock on each worker (the least busy one takes
                 # the next batch), then the agents go on with the other characteristics
@@ -199,7 +212,7 @@ def test_a_killed_worker_fails_its_batches_with_503_and_a_retry_loses_nothing(
                 victim = health(server)["ingest_workers"][0]
                 os.kill(victim["pid"], signal.SIGKILL)
                 wait_until(lambda: any(k.startswith("stuck") for k, _, _ in answers))
-                loop.run_until_complete(conn.execute("SELECT pg_advisory_unlock_all()"))
+                lock.release()
                 for f in stuck:
                     f.result()
                 time.sleep(0.5)  # the agents go on, on the other worker and the restarted one
@@ -207,8 +220,7 @@ def test_a_killed_worker_fails_its_batches_with_503_and_a_retry_loses_nothing(
                 for f in agents:
                     f.result()
         finally:
-            loop.run_until_complete(conn.close())
-            loop.close()
+            lock.close()
         failed = [k for k, status, _ in answers if status != 200]
         # the stuck batch on the victim, and any other it had in flight
         assert any(k.startswith("stuck") for k in failed), answers
@@ -264,12 +276,8 @@ def test_a_batch_in_flight_when_the_server_is_stopped_is_finished(
 ) -> None:
     server = start(pg_cluster, tmp_path, 2)
     pids = [w["pid"] for w in health(server)["ingest_workers"]]
-    loop = asyncio.new_event_loop()
-    conn = loop.run_until_complete(asyncpg.connect(server.dsn))
+    lock = IngestLock(server.dsn, "lineA-0")
     try:
-        loop.run_until_complete(conn.execute(
-            "SELECT pg_advisory_lock($1, id) FROM characteristics WHERE key = 'lineA-0'",
-            INGEST_LOCK_CLASS))
         with ThreadPoolExecutor(1) as pool:
             sent = pool.submit(post, server, {"samples": samples("lineA-0", [10.0] * 30)})
             wait_until(lambda: sum(w["in_flight"] for w in health(server)["ingest_workers"]))
@@ -278,14 +286,13 @@ def test_a_batch_in_flight_when_the_server_is_stopped_is_finished(
             time.sleep(0.5)
             assert server.process.poll() is None  # waiting for the batch, workers up
             assert all(alive(p) for p in pids)
-            loop.run_until_complete(conn.execute("SELECT pg_advisory_unlock_all()"))
+            lock.release()
             assert sent.result().json() == {"accepted": 30, "duplicates": 0, "replayed": False}
         assert server.process.wait(15) == 0
         wait_until(lambda: not any(alive(p) for p in pids), timeout=15)
         assert asyncpg_run(server.dsn, "SELECT count(*) FROM measurements") == 30
     finally:
-        loop.run_until_complete(conn.close())
-        loop.close()
+        lock.close()
         server.stop()
 
 
